@@ -1,0 +1,7 @@
+"""bluegreen: one program, three stacks (blue, green, routing); the stack's config picks its role."""
+
+import pulumi
+
+from components.program import main
+
+pulumi.run(main)

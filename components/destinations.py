@@ -1,0 +1,60 @@
+"""Where a color can be reached: the app's Service and the DestinationRule's color subsets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .gateway import ISTIO_NETWORKING
+from .settings import COLORS
+
+SERVICE_PORT = 3000
+
+
+@dataclass(frozen=True)
+class ColorDestinationsArgs:
+    app: str
+    namespace: str
+
+
+def route_object_name(app: str) -> str:
+    """The name the DestinationRule and the VirtualService share, as in the tutorial."""
+    return f"{app}-blue-green"
+
+
+class ColorDestinations(pulumi.ComponentResource):
+    """Service `<app>` over both colors' pods, and DestinationRule subsets `blue` and `green`.
+
+    Both subsets always exist, so a flip or a rollback changes the VirtualService and nothing else.
+    """
+
+    def __init__(self, name: str, args: ColorDestinationsArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("bluegreen:destinations:ColorDestinations", name, None, opts)
+        labels = {"app": args.app}
+        service = k8s.core.v1.Service(
+            args.app,
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.app, namespace=args.namespace, labels=labels),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                selector=labels,  # app only: both colors are endpoints; the subsets tell them apart
+                # targetPort by name, so each color may listen on its own container port.
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=SERVICE_PORT, target_port="http",
+                                                   protocol="TCP")],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.destination_rule = k8s.apiextensions.CustomResource(
+            route_object_name(args.app),
+            api_version=ISTIO_NETWORKING,
+            kind="DestinationRule",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=route_object_name(args.app), namespace=args.namespace, labels=labels),
+            spec={
+                "host": args.app,
+                "subsets": [{"name": color, "labels": {"color": color}} for color in COLORS],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
+        )
+        self.register_outputs({})

@@ -1,0 +1,251 @@
+"""Run the real program offline, under Pulumi's own mock engine, and collect what it declares.
+
+For the offline plan and the tests: no cluster, no Pulumi CLI, no credentials. The mocks stand in
+for the Kubernetes provider the way it behaves after `pulumi up`: every object is created with
+the inputs it was given, an awaited Deployment reports its pods ready (or not, on request), an
+unnamed Secret gets a generated name, and a StackReference returns the outputs it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import yaml
+
+from .settings import PROJECT
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAM = ROOT / "__main__.py"
+
+# How Pulumi's wire format marks a secret value.
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+SECRET_PLACEHOLDER = "[secret]"
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    """A value the program marked secret; it prints as [secret]."""
+
+    value: Any
+
+    def __repr__(self) -> str:
+        return SECRET_PLACEHOLDER
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One resource the program registered: its type token, logical name and inputs."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+
+    @property
+    def kind(self) -> Optional[str]:
+        return self.inputs.get("kind")
+
+    @property
+    def k8s_name(self) -> Optional[str]:
+        return (self.inputs.get("metadata") or {}).get("name")
+
+
+@dataclass
+class ProgramRun:
+    stack: str
+    resources: list[Declared] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: Optional[BaseException] = None
+    warnings: list[str] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> list[Declared]:
+        return [r for r in self.resources if r.kind == kind]
+
+    def one(self, kind: str) -> Declared:
+        found = self.of_kind(kind)
+        if len(found) != 1:
+            raise LookupError(f"expected one {kind}, the program declared {len(found)}")
+        return found[0]
+
+    @property
+    def kubernetes_objects(self) -> list[Declared]:
+        return [r for r in self.resources if r.type.startswith("kubernetes:")]
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """Pulumi's wire form of secrets as SecretValue, recursively."""
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return SecretValue(unwrap_secrets(value.get("value")))
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire carries every number as a double
+    return value
+
+
+def reveal(value: Any) -> Any:
+    """The plain data inside SecretValues (for checks that need the values themselves)."""
+    if isinstance(value, SecretValue):
+        return reveal(value.value)
+    if isinstance(value, dict):
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
+
+
+def mask(value: Any) -> Any:
+    """The same data with every secret replaced by the placeholder."""
+    if isinstance(value, SecretValue):
+        return SECRET_PLACEHOLDER
+    if isinstance(value, dict):
+        return {k: mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v) for v in value]
+    return value
+
+
+def _config_text(value: Any) -> str:
+    """A YAML config value as Pulumi passes it to a program: text, with JSON for the rest."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value)
+
+
+def _without_secure(value: Any) -> tuple[Any, bool]:
+    """A config value with each `secure:` leaf (undecryptable offline) as a placeholder."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER, True
+        items = {k: _without_secure(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in items.items()}, any(s for _, s in items.values())
+    if isinstance(value, list):
+        items = [_without_secure(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
+
+
+def stack_file_config(path: Path) -> tuple[dict[str, str], frozenset[str]]:
+    """A stack file's `bluegreen:` config as the engine would pass it, and its secret keys.
+
+    Secret values cannot be decrypted without the CLI; they become the placeholder [secret].
+    """
+    document = yaml.safe_load(path.read_text()) or {}
+    raw, secret = {}, set()
+    for key, value in (document.get("config") or {}).items():
+        namespace, _, name = key.partition(":")
+        if namespace != PROJECT:
+            continue
+        value, is_secret = _without_secure(value)
+        raw[name] = _config_text(value)
+        if is_secret:
+            secret.add(name)
+    return raw, frozenset(secret)
+
+
+class _KubernetesMocks:
+    """Stand-ins for the Kubernetes provider and StackReference reads, recording every registration."""
+
+    def __init__(self, stack_outputs: Mapping[str, Mapping[str, Any]], deployments_ready: bool):
+        self.stack_outputs = stack_outputs
+        self.deployments_ready = deployments_ready
+        self.declared: list[Declared] = []
+
+    def new_resource(self, args):
+        if args.typ == "pulumi:pulumi:StackReference":
+            name = args.inputs.get("name") or args.name
+            outputs = dict(self.stack_outputs.get(name) or {})
+            secret_names = [k for k, v in outputs.items() if isinstance(v, SecretValue)]
+            outputs = reveal(outputs)
+            return name, {"name": name, "outputs": outputs, "secretOutputNames": secret_names}
+        self.declared.append(Declared(args.typ, args.name, unwrap_secrets(args.inputs)))
+        state = dict(args.inputs)
+        metadata = dict(state.get("metadata") or {})
+        if args.typ.startswith("kubernetes:") and not metadata.get("name"):
+            # The provider names an unnamed object `<logical name>-<8 characters>`.
+            metadata["name"] = f"{args.name}-{hashlib.sha256(args.name.encode()).hexdigest()[:8]}"
+            state["metadata"] = metadata
+        if args.typ == "kubernetes:apps/v1:Deployment":
+            replicas = int((state.get("spec") or {}).get("replicas", 1))
+            ready = replicas if self.deployments_ready else 0
+            state["status"] = {"replicas": replicas, "readyReplicas": ready, "availableReplicas": ready}
+        return f"{args.name}-id", state
+
+    def call(self, args):
+        return {}
+
+
+class _Recorder(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def run_program(stack: str, config: Mapping[str, str], secret_keys: frozenset[str] = frozenset(),
+                stack_outputs: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                deployments_ready: bool = True) -> ProgramRun:
+    """Run __main__.py for one stack under the mock engine.
+
+    `config` holds this stack's keys without the `bluegreen:` prefix, as text the way the engine
+    passes them; `stack_outputs` maps a stack name to the outputs a StackReference to it reads.
+    """
+    import pulumi
+    from pulumi.runtime import mocks, rpc, settings as runtime_settings, stack as runtime_stack
+
+    mocks_impl = _KubernetesMocks(stack_outputs or {}, deployments_ready)
+    run = ProgramRun(stack)
+
+    class Monitor(mocks.MockMonitor):
+        def RegisterResourceOutputs(self, request):
+            if request.urn.endswith("::pulumi:pulumi:Stack::" + f"{PROJECT}-{stack}"):
+                run.outputs = unwrap_secrets(rpc.deserialize_properties(request.outputs, keep_unknowns=True))
+            return super().RegisterResourceOutputs(request)
+
+    class Mocks(pulumi.runtime.Mocks):
+        new_resource = staticmethod(mocks_impl.new_resource)
+        call = staticmethod(mocks_impl.call)
+
+    recorder = _Recorder()
+    logger = logging.getLogger(f"{PROJECT}.offline")
+    logger.propagate = False
+    logger.handlers = [recorder]
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        mock = Mocks()
+        mocks.set_mocks(mock, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=Monitor(mock))
+        runtime_settings.ROOT.set(None)  # run_in_stack makes the stack resource, as the CLI's host does
+        pulumi.runtime.set_all_config({f"{PROJECT}:{k}": v for k, v in config.items()},
+                                      [f"{PROJECT}:{k}" for k in secret_keys])
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        try:
+            loop.run_until_complete(runtime_stack.run_in_stack(
+                lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
+        except Exception as error:  # noqa: BLE001 - the caller decides what a refusal means
+            run.error = error
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+    run.resources = mocks_impl.declared
+    run.warnings = recorder.messages
+    return run

@@ -1,0 +1,95 @@
+"""The program behind __main__.py: read settings, run the guards, declare the stack of its role.
+
+Everything that can refuse an update runs before the first object is declared, so a refusal
+asks the engine to change nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from .destinations import ColorDestinations, ColorDestinationsArgs, route_object_name
+from .gateway import IngressGateway, IngressGatewayArgs, gateway_name
+from .guards import ColorState, GuardError, RoutingState, check_live_update, check_routing_targets
+from .routes import http_routes
+from .settings import PROJECT, ColorSettings, RoutingSettings, SettingsError, parse_settings
+from .virtualservice import BlueGreenRoutes, BlueGreenRoutesArgs
+from .workload import ColorWorkload, ColorWorkloadArgs
+
+COLOR_OUTPUTS = ("color", "release", "image", "deployment", "replicas", "readyReplicas")
+ROUTING_OUTPUTS = ("active", "test", "activeRelease", "testRelease")
+
+
+def read_config() -> tuple[dict[str, str], frozenset[str]]:
+    """This stack's `bluegreen:` config, as the engine passes it, and which keys are secret."""
+    prefix = PROJECT + ":"
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    raw = {key[len(prefix):]: runtime_config.get_config(key) for key in keys if key.startswith(prefix)}
+    secret_env = set(runtime_config.get_config_secret_keys_env())
+    secret = frozenset(key for key in raw
+                       if runtime_config.is_config_secret(prefix + key) or prefix + key in secret_env)
+    return raw, secret
+
+
+async def read_outputs(stack: str, names: Iterable[str]) -> dict[str, Any]:
+    """Another stack's outputs, awaited now, so guards can run before anything is declared."""
+    reference = pulumi.StackReference(stack)
+    outputs = {}
+    for name in names:
+        details = await reference.get_output_details(name)
+        outputs[name] = details.value if details.value is not None else details.secret_value
+    return outputs
+
+
+async def main() -> dict[str, Any]:
+    """The stack's outputs, after declaring the objects of its role."""
+    raw, secret_keys = read_config()
+    try:
+        settings = parse_settings(raw, pulumi.get_stack(), secret_keys)
+        if isinstance(settings, ColorSettings):
+            return await color_stack(settings)
+        return await routing_stack(settings)
+    except (SettingsError, GuardError) as error:
+        raise pulumi.RunError(str(error)) from None  # a message for a person, not a traceback
+
+
+async def color_stack(settings: ColorSettings) -> dict[str, Any]:
+    if settings.routing_stack:
+        routing = RoutingState.from_outputs(await read_outputs(settings.routing_stack, ROUTING_OUTPUTS))
+        check_live_update(settings, routing)
+    secret_env = pulumi.Config(PROJECT).get_secret_object("secretEnv") if settings.secret_env_names else None
+    workload = ColorWorkload(settings.deployment_name, ColorWorkloadArgs(settings, secret_env))
+    return {
+        "color": settings.color,
+        "release": settings.release,
+        "image": settings.image,
+        "deployment": workload.deployment_name,
+        "replicas": settings.replicas,
+        "readyReplicas": workload.ready_replicas,
+    }
+
+
+async def routing_stack(settings: RoutingSettings) -> dict[str, Any]:
+    targets = {}
+    for color in settings.routed_colors:
+        stack = settings.color_stacks[color]
+        targets[color] = ColorState.from_outputs(stack, await read_outputs(stack, COLOR_OUTPUTS))
+    check_routing_targets(settings, targets)
+
+    gateway = IngressGateway(gateway_name(settings.app),
+                             IngressGatewayArgs(settings.app, settings.namespace, settings.hosts))
+    destinations = ColorDestinations(settings.app, ColorDestinationsArgs(settings.app, settings.namespace))
+    BlueGreenRoutes(route_object_name(settings.app), BlueGreenRoutesArgs(
+        name=route_object_name(settings.app), app=settings.app, namespace=settings.namespace,
+        hosts=settings.hosts, gateway=gateway_name(settings.app), http=http_routes(settings),
+        depends_on=(gateway.resource, destinations.destination_rule),
+    ))
+    return {
+        "active": settings.active,
+        "test": settings.test,
+        "activeRelease": targets[settings.active].release,
+        "testRelease": targets[settings.test].release if settings.test else None,
+    }

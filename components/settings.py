@@ -1,0 +1,418 @@
+"""Stack settings: the config keys of the design, their defaults and their validation.
+
+Pure logic: no Pulumi engine is needed. The program, the offline plan and the tests
+all parse config through `parse_settings`, so a value is refused the same way
+everywhere, before any object is declared.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import yaml
+
+PROJECT = "bluegreen"
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+COLORS = ("blue", "green")
+
+# Keys the project schema cannot declare (objects); every other key is in Pulumi.yaml.
+OBJECT_KEYS = ("env", "secretEnv")
+COMMON_KEYS = frozenset({"app", "namespace"})
+COLOR_KEYS = frozenset(
+    {"color", "image", "release", "replicas", "port", "readinessPath", "env", "secretEnv",
+     "routingStack", "allowLiveUpdate", "migrateCommand"}
+)
+ROUTING_KEYS = frozenset({"active", "test", "testCookie", "hosts", "blueStack", "greenStack"})
+
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # RFC 1035 label, as Service names need
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # RFC 1123 label
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_STACK_NAME = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
+_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$")
+# RFC 6265: a cookie name is an HTTP token; a value is cookie-octets (no space, DQUOTE, comma, semicolon, backslash).
+_COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_COOKIE_VALUE = re.compile(r"^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]+$")
+
+# The grammar of an image reference (distribution/reference): [domain[:port]/]path[:tag][@digest].
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(
+    rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$"
+)
+
+MAX_APP_LENGTH = 40  # keeps `<app>-green-migrate` and pod names inside Kubernetes' 63-character limits
+
+
+class SettingsError(ValueError):
+    """A config value the program refuses; the message names the key, the value and the fix."""
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A config value as it may appear in a message: quoted, escaped, and cut if long."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    text = repr(text)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+@lru_cache(maxsize=1)
+def project_defaults() -> dict[str, Any]:
+    """The default of every key, from Pulumi.yaml: the one place that defines them."""
+    project = yaml.safe_load(PROJECT_FILE.read_text())
+    defaults = {key: spec.get("default") for key, spec in project.get("config", {}).items()}
+    defaults.update({key: {} for key in OBJECT_KEYS})
+    return defaults
+
+
+@dataclass(frozen=True)
+class Cookie:
+    name: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
+
+@dataclass(frozen=True)
+class ColorSettings:
+    """A color stack: the Deployment of one color and what it needs."""
+
+    stack: str
+    app: str
+    namespace: str
+    color: str
+    image: str
+    release: str
+    replicas: int
+    port: int
+    readiness_path: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_env_names: tuple[str, ...] = ()
+    migrate_command: tuple[str, ...] = ()
+    routing_stack: Optional[str] = None
+    allow_live_update: bool = False
+
+    @property
+    def deployment_name(self) -> str:
+        return f"{self.app}-{self.color}"
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    """The routing stack: the gateway, the subsets and which color each route sends to."""
+
+    stack: str
+    app: str
+    namespace: str
+    active: str
+    test: Optional[str]
+    test_cookie: Cookie
+    hosts: tuple[str, ...]
+    color_stacks: Mapping[str, str]
+
+    @property
+    def routed_colors(self) -> tuple[str, ...]:
+        """The colors someone reaches: the active one, then the one under test."""
+        return (self.active,) + ((self.test,) if self.test else ())
+
+
+Settings = Union[ColorSettings, RoutingSettings]
+
+
+class _Reader:
+    """Typed access to raw config values (strings, as Pulumi passes them), with defaults."""
+
+    def __init__(self, raw: Mapping[str, Any], secret_keys: frozenset[str], stack: str):
+        self.raw = raw
+        self.secret_keys = secret_keys
+        self.stack = stack
+        self.defaults = project_defaults()
+
+    def fail(self, key: str, value: Any, problem: str, fix: str) -> SettingsError:
+        shown = "[secret]" if key in self.secret_keys else show(value)
+        return SettingsError(f"{PROJECT}:{key} is {shown}: {problem}. Fix: {fix}")
+
+    def fix_set(self, key: str, example: str) -> str:
+        return f"pulumi config set {key} {example} -s {self.stack}"
+
+    def is_set(self, key: str) -> bool:
+        """Set to something other than empty or the default (the CLI passes defaults as set values)."""
+        value = self.raw.get(key)
+        return value is not None and value != "" and _parsed(value) != _parsed(self.defaults.get(key))
+
+    def string(self, key: str) -> str:
+        value = self.raw.get(key)
+        if value is None:
+            value = self.defaults.get(key)
+        return "" if value is None else str(value)
+
+    def integer(self, key: str, low: int, high: int, example: str) -> int:
+        value = self.raw.get(key, self.defaults.get(key))
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise self.fail(key, value, "it must be a whole number", self.fix_set(key, example)) from None
+        if not low <= number <= high:
+            raise self.fail(key, value, f"it must be between {low} and {high}", self.fix_set(key, example))
+        return number
+
+    def boolean(self, key: str) -> bool:
+        value = self.raw.get(key, self.defaults.get(key))
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "false"):
+            return text == "true"
+        raise self.fail(key, value, "it must be true or false", self.fix_set(key, "true"))
+
+    def structured(self, key: str, kind: type, example: str) -> Any:
+        """An object or list key: Pulumi passes it as JSON text."""
+        value = self.raw.get(key)
+        if value is None or value == "":
+            return self.defaults.get(key)
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise self.fail(key, value, f"it must be {'an object' if kind is dict else 'a list'}", example) from None
+        if not isinstance(value, kind):
+            raise self.fail(key, value, f"it must be {'an object' if kind is dict else 'a list'}", example)
+        return value
+
+
+def _parsed(value: Any) -> Any:
+    """A config value as data: Pulumi passes numbers, booleans and lists as their JSON text."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def parse_settings(raw: Mapping[str, Any], stack: str, secret_keys: frozenset[str] = frozenset()) -> Settings:
+    """Validate one stack's config (keys without the `bluegreen:` prefix) and return its settings.
+
+    Raises SettingsError, naming the key, the value and the fix, for anything the program would
+    otherwise turn into a broken or unsafe object. Secret values never appear in a message.
+    """
+    reader = _Reader(raw, frozenset(secret_keys), stack)
+    _refuse_unknown_keys(reader)
+    has_color, has_active = reader.is_set("color"), reader.is_set("active")
+    if has_color and has_active:
+        raise SettingsError(
+            f"{PROJECT}:color and {PROJECT}:active are both set on stack {stack}: a stack is either a color "
+            f"stack (color) or the routing stack (active), never both. Fix: pulumi config rm color -s {stack} "
+            f"on the routing stack, or pulumi config rm active -s {stack} on a color stack"
+        )
+    if not has_color and not has_active:
+        raise SettingsError(
+            f"neither {PROJECT}:color nor {PROJECT}:active is set on stack {stack}: the program does not "
+            f"know this stack's role. Fix: pulumi config set color blue -s {stack} (a color stack) or "
+            f"pulumi config set active blue -s {stack} (the routing stack)"
+        )
+    app = reader.string("app")
+    if not _DNS_LABEL.match(app) or len(app) > MAX_APP_LENGTH:
+        raise reader.fail("app", app, f"it must be a DNS label: lowercase letters, digits and '-', starting with "
+                          f"a letter, at most {MAX_APP_LENGTH} characters", reader.fix_set("app", "myapp"))
+    namespace = reader.string("namespace")
+    if not _NAMESPACE.match(namespace) or len(namespace) > 63:
+        raise reader.fail("namespace", namespace, "it must be a Kubernetes namespace name (lowercase letters, "
+                          "digits and '-', at most 63 characters)", reader.fix_set("namespace", "default"))
+    if has_color:
+        _refuse_keys_of_other_role(reader, ROUTING_KEYS, "a color stack")
+        return _color_settings(reader, app, namespace)
+    _refuse_keys_of_other_role(reader, COLOR_KEYS, "the routing stack")
+    return _routing_settings(reader, app, namespace)
+
+
+def _refuse_unknown_keys(reader: _Reader) -> None:
+    known = COMMON_KEYS | COLOR_KEYS | ROUTING_KEYS
+    for key in sorted(set(reader.raw) - known):
+        guess = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f"did you mean {PROJECT}:{guess[0]}? " if guess else ""
+        raise SettingsError(
+            f"{PROJECT}:{key} is not a setting of this program ({hint}the keys are listed in the README's "
+            f"config reference). Fix: pulumi config rm {key} -s {reader.stack}"
+        )
+
+
+def _refuse_keys_of_other_role(reader: _Reader, keys: frozenset[str], role: str) -> None:
+    for key in sorted(keys):
+        if reader.is_set(key):
+            raise SettingsError(
+                f"{PROJECT}:{key} is set on stack {reader.stack}, which is {role}; the key does nothing "
+                f"there. Fix: pulumi config rm {key} -s {reader.stack}"
+            )
+
+
+def _color(reader: _Reader, key: str, example: str) -> str:
+    value = reader.string(key)
+    if value not in COLORS:
+        raise reader.fail(key, value, "it must be blue or green", reader.fix_set(key, example))
+    return value
+
+
+def parse_image(image: str) -> Optional[re.Match]:
+    """The parts of an image reference (domain, path, tag, digest), or None when it is not one."""
+    return _IMAGE.match(image) if len(image) <= 255 else None
+
+
+def default_release(image: re.Match) -> str:
+    """The release an image stands for: its tag, else the first 12 hex digits of its digest."""
+    if image["tag"]:
+        return image["tag"]
+    if image["digest"]:
+        return image["digest"].split(":", 1)[1][:12]
+    return "latest"  # a reference without tag or digest means :latest to the container runtime
+
+
+def _color_settings(reader: _Reader, app: str, namespace: str) -> ColorSettings:
+    color = _color(reader, "color", "blue")
+    image = reader.string("image")
+    if not image:
+        raise reader.fail("image", image, "a color stack needs the image to run",
+                          reader.fix_set("image", "registry.example.com/myapp:v1.0.0"))
+    parsed = parse_image(image)
+    if parsed is None:
+        raise reader.fail("image", image, "it is not an image reference ([registry/]name[:tag][@digest], "
+                          "lowercase name)", reader.fix_set("image", "registry.example.com/myapp:v1.0.0"))
+    release = reader.string("release") or default_release(parsed)
+    if not _LABEL_VALUE.match(release) or len(release) > 63:
+        raise reader.fail("release", release, "it must be a Kubernetes label value (letters, digits, '-', '_', "
+                          "'.', at most 63 characters, starting and ending with a letter or digit)",
+                          reader.fix_set("release", "v1.0.0"))
+    replicas = reader.integer("replicas", 0, 1000, "2")
+    port = reader.integer("port", 1, 65535, "3000")
+    readiness_path = reader.string("readinessPath")
+    if not readiness_path.startswith("/") or any(c.isspace() or not c.isprintable() for c in readiness_path):
+        raise reader.fail("readinessPath", readiness_path, "it must be a URL path starting with '/', without "
+                          "spaces", reader.fix_set("readinessPath", "/ready"))
+    env = _env_object(reader, "env", secret=False)
+    secret_env = _env_object(reader, "secretEnv", secret=True)
+    if secret_env and "secretEnv" not in reader.secret_keys:
+        raise SettingsError(
+            f"{PROJECT}:secretEnv is stored in plain text on stack {reader.stack}: its values would be "
+            f"readable in the stack file. Fix: set each value again as a secret, e.g. pulumi config set "
+            f"--secret --path 'secretEnv.{sorted(secret_env)[0]}' <value> -s {reader.stack}"
+        )
+    both = sorted(set(env) & set(secret_env))
+    if both:
+        raise SettingsError(
+            f"{PROJECT}:env and {PROJECT}:secretEnv both set {', '.join(both)}: the container would get two "
+            f"values for one variable. Fix: pulumi config rm --path 'env.{both[0]}' -s {reader.stack}"
+        )
+    migrate = reader.string("migrateCommand")
+    try:
+        migrate_command = tuple(shlex.split(migrate))
+    except ValueError as error:
+        raise reader.fail("migrateCommand", migrate, f"it cannot be split into arguments ({error})",
+                          reader.fix_set("migrateCommand", "'npm run migrate'")) from None
+    routing_stack = reader.string("routingStack") or None
+    if routing_stack is not None and not _STACK_NAME.match(routing_stack):
+        raise reader.fail("routingStack", routing_stack, "it must be a stack name like "
+                          "organization/bluegreen/routing", reader.fix_set("routingStack",
+                                                                         "organization/bluegreen/routing"))
+    return ColorSettings(
+        stack=reader.stack, app=app, namespace=namespace, color=color, image=image, release=release,
+        replicas=replicas, port=port, readiness_path=readiness_path, env=env,
+        secret_env_names=tuple(sorted(secret_env)), migrate_command=migrate_command,
+        routing_stack=routing_stack, allow_live_update=reader.boolean("allowLiveUpdate"),
+    )
+
+
+def _env_object(reader: _Reader, key: str, secret: bool) -> dict[str, str]:
+    example = f"pulumi config set {'--secret ' if secret else ''}--path '{key}.DB_USER' <value> -s {reader.stack}"
+    value = reader.structured(key, dict, example)
+    env: dict[str, str] = {}
+    for name, item in value.items():
+        if not _ENV_NAME.match(name):
+            raise SettingsError(
+                f"{PROJECT}:{key} has the variable name {show(name)}: an environment variable name is letters, "
+                f"digits and '_', not starting with a digit. Fix: pulumi config rm --path '{key}.{name}' "
+                f"-s {reader.stack}, then set it under a valid name"
+            )
+        item = env_value_text(item)
+        if not isinstance(item, str):
+            shown = "" if secret else f" {show(item)}"
+            raise SettingsError(
+                f"{PROJECT}:{key}.{name} is{shown or ' [secret]'}: a variable's value must be text, not an object "
+                f"or a list. Fix: {example.replace('DB_USER', name)}"
+            )
+        env[name] = item
+    return env
+
+
+def env_value_text(item: Any) -> Any:
+    """A variable's value as the container gets it: YAML numbers and booleans become text."""
+    if isinstance(item, bool):
+        return "true" if item else "false"
+    if isinstance(item, (int, float)):
+        return str(item)
+    return item
+
+
+def _routing_settings(reader: _Reader, app: str, namespace: str) -> RoutingSettings:
+    active = _color(reader, "active", "blue")
+    test = reader.string("test") or None
+    if test is not None:
+        test = _color(reader, "test", "green" if active == "blue" else "blue")
+        if test == active:
+            other = "green" if active == "blue" else "blue"
+            raise reader.fail("test", test, f"it is also the active color, and users are on {active}: a release "
+                              f"is never tested in the live color", f"pulumi config set test {other} -s "
+                              f"{reader.stack} (deploy the release there first), or pulumi config rm test "
+                              f"-s {reader.stack}")
+    test_cookie = parse_cookie(reader.string("testCookie"),
+                               lambda problem: reader.fail("testCookie", reader.string("testCookie"), problem,
+                                                           reader.fix_set("testCookie", "test=true")))
+    hosts = reader.structured("hosts", list, f"pulumi config set --path 'hosts[0]' example.com -s {reader.stack}")
+    if not hosts:
+        raise reader.fail("hosts", hosts, "the gateway needs at least one host",
+                          f"pulumi config set --path 'hosts[0]' '*' -s {reader.stack}")
+    for host in hosts:
+        if not isinstance(host, str) or not _HOST.match(host) or len(host) > 253:
+            raise reader.fail("hosts", host, "each host must be '*', a DNS name or '*.' and a DNS name, in "
+                              "lowercase", f"pulumi config set --path 'hosts[0]' example.com -s {reader.stack}")
+    color_stacks = {}
+    for color in COLORS:
+        key = f"{color}Stack"
+        name = reader.string(key)
+        if not _STACK_NAME.match(name):
+            raise reader.fail(key, name, "it must be a stack name like organization/bluegreen/" + color,
+                              reader.fix_set(key, "organization/bluegreen/" + color))
+        color_stacks[color] = name
+    if color_stacks["blue"] == color_stacks["green"]:
+        raise reader.fail("greenStack", color_stacks["green"], "blue and green must be different stacks",
+                          reader.fix_set("greenStack", "organization/bluegreen/green"))
+    return RoutingSettings(
+        stack=reader.stack, app=app, namespace=namespace, active=active, test=test, test_cookie=test_cookie,
+        hosts=tuple(hosts), color_stacks=color_stacks,
+    )
+
+
+def parse_cookie(text: str, fail=None) -> Cookie:
+    """`name=value` as a Cookie; a name or value that is not a valid cookie token is refused."""
+
+    def refuse(problem: str) -> SettingsError:
+        return fail(problem) if fail else SettingsError(f"cookie {show(text)}: {problem}")
+
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise refuse("it must be name=value")
+    if not _COOKIE_NAME.match(name):
+        raise refuse("the cookie name must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~)")
+    if not _COOKIE_VALUE.match(value):
+        raise refuse("the cookie value must be non-empty, without spaces, quotes, commas, semicolons or "
+                     "backslashes")
+    return Cookie(name, value)

@@ -1,0 +1,40 @@
+"""The VirtualService: which color each request reaches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .gateway import ISTIO_NETWORKING
+
+
+@dataclass(frozen=True)
+class BlueGreenRoutesArgs:
+    name: str
+    app: str
+    namespace: str
+    hosts: Sequence[str]
+    gateway: str
+    http: Sequence[dict[str, Any]]  # from routes.http_routes: the one place routes are computed
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+
+
+class BlueGreenRoutes(pulumi.ComponentResource):
+    """VirtualService `<app>-blue-green`, bound to the gateway, with the routes in Istio's order."""
+
+    def __init__(self, name: str, args: BlueGreenRoutesArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("bluegreen:virtualservice:BlueGreenRoutes", name, None, opts)
+        virtual_service = k8s.apiextensions.CustomResource(
+            args.name,
+            api_version=ISTIO_NETWORKING,
+            kind="VirtualService",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=args.namespace, labels={"app": args.app}),
+            spec={"hosts": list(args.hosts), "gateways": [args.gateway], "http": list(args.http)},
+            # Subsets first: a route to a subset Istio does not know yet answers 503.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        self.resource = virtual_service
+        self.register_outputs({})

@@ -1,0 +1,120 @@
+"""One color's workload: its Deployment, the Secret behind its secret variables, its migration Job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .settings import ColorSettings, env_value_text
+
+
+@dataclass(frozen=True)
+class ColorWorkloadArgs:
+    settings: ColorSettings
+    # The secretEnv values, as a Pulumi secret; only their names are in settings.
+    secret_env: Optional[pulumi.Input[Mapping[str, Any]]] = None
+
+
+def pod_labels(settings: ColorSettings) -> dict[str, str]:
+    """What the Service (app), the DestinationRule subsets (color) and the label checks (release) select on."""
+    return {"app": settings.app, "color": settings.color, "release": settings.release}
+
+
+class ColorWorkload(pulumi.ComponentResource):
+    """Deployment `<app>-<color>`, awaited until its pods are ready (pulumi-kubernetes' default)."""
+
+    deployment_name: pulumi.Output[str]
+    ready_replicas: pulumi.Output[int]
+
+    def __init__(self, name: str, args: ColorWorkloadArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("bluegreen:workload:ColorWorkload", name, None, opts)
+        settings = args.settings
+        env = self._container_env(name, args)
+        migration = self._migration_job(settings, env) if settings.migrate_command else None
+        labels = pod_labels(settings)
+        deployment = k8s.apps.v1.Deployment(
+            settings.deployment_name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=settings.deployment_name, namespace=settings.namespace, labels=labels),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=settings.replicas,
+                # Never the release: the selector is immutable, so a new release must not change it.
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"app": settings.app, "color": settings.color}),
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
+                ),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    spec=k8s.core.v1.PodSpecArgs(containers=[k8s.core.v1.ContainerArgs(
+                        name=settings.app,
+                        image=settings.image,
+                        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=settings.port,
+                                                             protocol="TCP")],
+                        readiness_probe=k8s.core.v1.ProbeArgs(
+                            http_get=k8s.core.v1.HTTPGetActionArgs(path=settings.readiness_path,
+                                                                   port=settings.port),
+                            period_seconds=5,
+                            failure_threshold=3,
+                        ),
+                        env=env,
+                    )]),
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[migration] if migration else None),
+        )
+        self.deployment_name = deployment.metadata.name
+        self.ready_replicas = deployment.status.apply(lambda status: (status.ready_replicas or 0) if status else 0)
+        self.register_outputs({"deployment_name": self.deployment_name, "ready_replicas": self.ready_replicas})
+
+    def _container_env(self, name: str, args: ColorWorkloadArgs) -> list[k8s.core.v1.EnvVarArgs]:
+        settings = args.settings
+        env = [k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in sorted(settings.env.items())]
+        if not settings.secret_env_names:
+            return env
+        secret = k8s.core.v1.Secret(
+            f"{name}-env",
+            # No explicit name: the Secret is immutable, so changing a value replaces it under a new
+            # generated name, and the Deployment that points at the new name rolls its pods.
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=settings.namespace, labels=pod_labels(settings)),
+            type="Opaque",
+            immutable=True,
+            string_data=pulumi.Output.secret(args.secret_env).apply(
+                lambda values: {key: env_value_text(value) for key, value in (values or {}).items()}),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return env + [
+            k8s.core.v1.EnvVarArgs(name=key, value_from=k8s.core.v1.EnvVarSourceArgs(
+                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret.metadata.name, key=key)))
+            for key in settings.secret_env_names
+        ]
+
+    def _migration_job(self, settings: ColorSettings, env: list[k8s.core.v1.EnvVarArgs]) -> k8s.batch.v1.Job:
+        """The tutorial's `npm run migrate`, as a Job that must succeed before the pods roll out."""
+        name = f"{settings.deployment_name}-migrate"
+        # Not `app=<app>`: a running migration pod must never become an endpoint of the Service.
+        labels = {"app.kubernetes.io/name": settings.app, "app.kubernetes.io/component": "migration",
+                  "bluegreen/color": settings.color, "release": settings.release}
+        return k8s.batch.v1.Job(
+            name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=settings.namespace, labels=labels),
+            spec=k8s.batch.v1.JobSpecArgs(
+                backoff_limit=0,  # a failed migration stops the release for a person to look at, not a retry loop
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    # An Istio sidecar would keep the pod running after the migration exits.
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels,
+                                                        annotations={"sidecar.istio.io/inject": "false"}),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        restart_policy="Never",
+                        containers=[k8s.core.v1.ContainerArgs(
+                            name="migrate", image=settings.image, command=list(settings.migrate_command), env=env)],
+                    ),
+                ),
+            ),
+            # A Job's pod template is immutable: a new release replaces the Job, and the fixed name
+            # means the old one must go first.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
