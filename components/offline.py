@@ -117,7 +117,7 @@ def mask(value: Any) -> Any:
     return value
 
 
-def _config_text(value: Any) -> str:
+def config_text(value: Any) -> str:
     """A YAML config value as Pulumi passes it to a program: text, with JSON for the rest."""
     if isinstance(value, str):
         return value
@@ -153,7 +153,7 @@ def stack_file_config(path: Path) -> tuple[dict[str, str], frozenset[str]]:
         if namespace != PROJECT:
             continue
         value, is_secret = _without_secure(value)
-        raw[name] = _config_text(value)
+        raw[name] = config_text(value)
         if is_secret:
             secret.add(name)
     return raw, frozenset(secret)
