@@ -8,6 +8,8 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .settings import Tls
+
 ISTIO_NETWORKING = "networking.istio.io/v1"
 
 
@@ -16,6 +18,18 @@ class IngressGatewayArgs:
     app: str
     namespace: str
     hosts: Sequence[str]
+    tls: Optional[Tls] = None  # HTTPS on 443, and HTTP redirected to it
+
+
+def gateway_servers(hosts: Sequence[str], tls: Optional[Tls]) -> list[dict]:
+    """The Gateway's servers: HTTP on 80; with TLS, HTTPS on 443 and HTTP answering with a redirect to it."""
+    http: dict = {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": list(hosts)}
+    if tls is None:
+        return [http]
+    http["tls"] = {"httpsRedirect": True}
+    https = {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": list(tls.hosts),
+             "tls": {"mode": "SIMPLE", "credentialName": tls.credential_name}}
+    return [http, https]
 
 
 def gateway_name(app: str) -> str:
@@ -23,7 +37,7 @@ def gateway_name(app: str) -> str:
 
 
 class IngressGateway(pulumi.ComponentResource):
-    """Gateway `<app>-gateway` on Istio's default ingress gateway: HTTP on port 80 for the hosts."""
+    """Gateway `<app>-gateway` on Istio's default ingress gateway: HTTP on port 80, HTTPS on 443 with TLS."""
 
     def __init__(self, name: str, args: IngressGatewayArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("bluegreen:gateway:IngressGateway", name, None, opts)
@@ -33,13 +47,7 @@ class IngressGateway(pulumi.ComponentResource):
             kind="Gateway",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=gateway_name(args.app), namespace=args.namespace, labels={"app": args.app}),
-            spec={
-                "selector": {"istio": "ingressgateway"},
-                "servers": [{
-                    "port": {"number": 80, "name": "http", "protocol": "HTTP"},
-                    "hosts": list(args.hosts),
-                }],
-            },
+            spec={"selector": {"istio": "ingressgateway"}, "servers": gateway_servers(args.hosts, args.tls)},
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.resource = gateway

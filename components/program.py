@@ -15,7 +15,7 @@ from .destinations import ColorDestinations, ColorDestinationsArgs, route_object
 from .gateway import IngressGateway, IngressGatewayArgs, gateway_name
 from .guards import ColorState, GuardError, RoutingState, check_live_update, check_routing_targets
 from .routes import http_routes
-from .settings import PROJECT, ColorSettings, RoutingSettings, SettingsError, parse_settings
+from .settings import PROJECT, TEST_TOKEN_FIX, ColorSettings, RoutingSettings, SettingsError, parse_settings
 from .virtualservice import BlueGreenRoutes, BlueGreenRoutesArgs
 from .workload import ColorWorkload, ColorWorkloadArgs
 
@@ -79,12 +79,22 @@ async def routing_stack(settings: RoutingSettings) -> dict[str, Any]:
         targets[color] = ColorState.from_outputs(stack, await read_outputs(stack, COLOR_OUTPUTS))
     check_routing_targets(settings, targets)
 
+    if settings.test and settings.test_token_set:
+        # The routes hold the token: computed inside the secret, so state and the plan show the spec as [secret].
+        http = pulumi.Config(PROJECT).require_secret("testToken").apply(lambda token: http_routes(settings, token))
+    else:
+        http = http_routes(settings)
+        if settings.test:
+            pulumi.log.warn(
+                f"{PROJECT}:testToken is not set, so the test route is open: anyone who sends the cookie "
+                f"{settings.test_cookie} reaches {settings.test}, the release under test. Fix: "
+                + TEST_TOKEN_FIX.format(stack=settings.stack))
     gateway = IngressGateway(gateway_name(settings.app),
-                             IngressGatewayArgs(settings.app, settings.namespace, settings.hosts))
+                             IngressGatewayArgs(settings.app, settings.namespace, settings.hosts, settings.tls))
     destinations = ColorDestinations(settings.app, ColorDestinationsArgs(settings.app, settings.namespace))
     BlueGreenRoutes(route_object_name(settings.app), BlueGreenRoutesArgs(
         name=route_object_name(settings.app), app=settings.app, namespace=settings.namespace,
-        hosts=settings.hosts, gateway=gateway_name(settings.app), http=http_routes(settings),
+        hosts=settings.hosts, gateway=gateway_name(settings.app), http=http,
         depends_on=(gateway.resource, destinations.destination_rule),
     ))
     return {

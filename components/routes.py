@@ -59,23 +59,35 @@ def cookie_of_regex(regex: str) -> Optional[Cookie]:
     return cookie if cookie_regex(cookie) == regex else None
 
 
-def compute_routes(settings: RoutingSettings) -> list[Route]:
-    """The routes in the order Istio applies them: the test route first (when set), then the default."""
+def compute_routes(settings: RoutingSettings, test_token: Optional[str] = None) -> list[Route]:
+    """The routes in the order Istio applies them: the test route first (when set), then the default.
+
+    With a test token, the test cookie is `<testCookie name>=<token>`: the tutorial's `test=true`
+    then reaches the active color like any other request.
+    """
     routes = []
     if settings.test:
-        routes.append(Route(f"{settings.app}-test", settings.test, settings.test_cookie))
+        cookie = Cookie(settings.test_cookie.name, test_token) if test_token else settings.test_cookie
+        routes.append(Route(f"{settings.app}-test", settings.test, cookie))
     routes.append(Route(f"{settings.app}-default", settings.active))
     return routes
 
 
-def http_routes(settings: RoutingSettings) -> list[dict[str, Any]]:
-    """The VirtualService's `spec.http`."""
+def http_routes(settings: RoutingSettings, test_token: Optional[str] = None) -> list[dict[str, Any]]:
+    """The VirtualService's `spec.http`. With a test token the result holds it: keep it a Pulumi secret.
+
+    Both routes get the same timeout and retries, so the test color is tested under the production policy.
+    """
     spec = []
-    for route in compute_routes(settings):
+    for route in compute_routes(settings, test_token):
         entry: dict[str, Any] = {"name": route.name}
         if route.cookie is not None:
             entry["match"] = [{"headers": {"cookie": {"regex": cookie_regex(route.cookie)}}}]
         entry["route"] = [{"destination": {"host": settings.app, "subset": route.color}}]
+        if settings.timeout:
+            entry["timeout"] = settings.timeout
+        if settings.retries:
+            entry["retries"] = dict(settings.retries)
         entry["headers"] = {"response": {"set": {COLOR_HEADER: route.color}}}
         spec.append(entry)
     return spec

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from decimal import Decimal, InvalidOperation
 import shlex
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,23 +24,30 @@ PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 COLORS = ("blue", "green")
 
 # Keys the project schema cannot declare (objects); every other key is in Pulumi.yaml.
-OBJECT_KEYS = ("env", "secretEnv")
+OBJECT_KEYS = ("env", "secretEnv", "tls")
+# Keys whose values must be Pulumi secrets; a message never shows their value, secret or not.
+SECRET_KEYS = frozenset({"secretEnv", "testToken"})
 COMMON_KEYS = frozenset({"app", "namespace"})
 COLOR_KEYS = frozenset(
     {"color", "image", "release", "replicas", "port", "readinessPath", "env", "secretEnv",
-     "routingStack", "allowLiveUpdate", "migrateCommand"}
+     "routingStack", "allowLiveUpdate", "migrateCommand", "allowMutableImage", "cpuRequest", "cpuLimit",
+     "memoryRequest", "memoryLimit", "readOnlyRootFilesystem"}
 )
-ROUTING_KEYS = frozenset({"active", "test", "testCookie", "hosts", "blueStack", "greenStack"})
+ROUTING_KEYS = frozenset(
+    {"active", "test", "testCookie", "testToken", "hosts", "blueStack", "greenStack", "tls", "timeout",
+     "retryAttempts", "retryPerTryTimeout", "retryOn"}
+)
 
-_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # RFC 1035 label, as Service names need
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # RFC 1123 label
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_STACK_NAME = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
-_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$")
+# Every pattern ends in \Z, not $: `$` also matches before a trailing newline.
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?\Z")  # RFC 1035 label, as Service names need
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")  # RFC 1123 label
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\Z")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_STACK_NAME = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+\Z")
+_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)\Z")
 # RFC 6265: a cookie name is an HTTP token; a value is cookie-octets (no space, DQUOTE, comma, semicolon, backslash).
-_COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_COOKIE_VALUE = re.compile(r"^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]+$")
+_COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_COOKIE_VALUE = re.compile(r"^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]+\Z")
 
 # The grammar of an image reference (distribution/reference): [domain[:port]/]path[:tag][@digest].
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -48,10 +56,36 @@ _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _IMAGE = re.compile(
     rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
     r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
-    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?\Z",
+    re.ASCII,  # a tag is ASCII: \w must not take other scripts' letters
 )
 
 MAX_APP_LENGTH = 40  # keeps `<app>-green-migrate` and pod names inside Kubernetes' 63-character limits
+
+MIN_TOKEN_LENGTH = 16  # 16 random characters are out of reach of guessing through the gateway
+MAX_TOKEN_LENGTH = 256  # a cookie header stays far below the gateway's header size limit
+TEST_TOKEN_FIX = "pulumi config set --secret testToken \"$(openssl rand -hex 24)\" -s {stack}"
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+
+# A Kubernetes quantity (resource.Quantity), positive: number, then a binary, decimal or exponent suffix.
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[mkMGTPE]|[eE][-+]?[0-9]{1,3})?\Z")
+_QUANTITY_SCALE = {"": 1, "m": Decimal("0.001"), **{s: Decimal(1000) ** (i + 1) for i, s in enumerate("kMGTPE")},
+                   **{s + "i": Decimal(1024) ** (i + 1) for i, s in enumerate("KMGTPE")}}
+# config keys of each resource, and the amounts a container may sensibly ask for
+_RESOURCES = (("cpu", "cpuRequest", "cpuLimit", Decimal("0.001"), Decimal(1000), "1m and 1000 (cores)"),
+              ("memory", "memoryRequest", "memoryLimit", Decimal(4 * 2**20), Decimal(4 * 2**40), "4Mi and 4Ti"))
+
+# An Istio duration: numbers with units, e.g. 500ms, 2s, 1m30s (units longest first, so ms is not m then s).
+_DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:h|ms|m|s))+\Z")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s)")
+_DURATION_MS = {"h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
+MAX_DURATION_MS = 24 * 3_600_000
+# Envoy's retry conditions, as Istio's validation accepts them (x-envoy-retry-on, then x-envoy-retry-grpc-on).
+RETRY_ON = ("5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "envoy-ratelimited",
+            "retriable-4xx", "refused-stream", "retriable-status-codes", "retriable-headers",
+            "http3-post-connect-failure", "cancelled", "deadline-exceeded", "internal", "resource-exhausted",
+            "unavailable")
 
 
 class SettingsError(ValueError):
@@ -84,6 +118,14 @@ class Cookie:
 
 
 @dataclass(frozen=True)
+class Tls:
+    """HTTPS on the gateway: the Kubernetes TLS Secret (in the ingress gateway's namespace) and its hosts."""
+
+    credential_name: str
+    hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ColorSettings:
     """A color stack: the Deployment of one color and what it needs."""
 
@@ -101,6 +143,9 @@ class ColorSettings:
     migrate_command: tuple[str, ...] = ()
     routing_stack: Optional[str] = None
     allow_live_update: bool = False
+    requests: Mapping[str, str] = field(default_factory=dict)  # resource -> quantity, e.g. {"cpu": "100m"}
+    limits: Mapping[str, str] = field(default_factory=dict)
+    read_only_root_filesystem: bool = False
 
     @property
     def deployment_name(self) -> str:
@@ -119,6 +164,11 @@ class RoutingSettings:
     test_cookie: Cookie
     hosts: tuple[str, ...]
     color_stacks: Mapping[str, str]
+    # Whether testToken is set; its value stays a Pulumi secret, read by the program, never kept here.
+    test_token_set: bool = False
+    tls: Optional[Tls] = None
+    timeout: Optional[str] = None  # both routes' timeout, an Istio duration
+    retries: Optional[Mapping[str, Any]] = None  # both routes' HTTPRetry
 
     @property
     def routed_colors(self) -> tuple[str, ...]:
@@ -139,7 +189,7 @@ class _Reader:
         self.defaults = project_defaults()
 
     def fail(self, key: str, value: Any, problem: str, fix: str) -> SettingsError:
-        shown = "[secret]" if key in self.secret_keys else show(value)
+        shown = "[secret]" if key in self.secret_keys or key.split(".")[0] in SECRET_KEYS else show(value)
         return SettingsError(f"{PROJECT}:{key} is {shown}: {problem}. Fix: {fix}")
 
     def fix_set(self, key: str, example: str) -> str:
@@ -269,12 +319,18 @@ def parse_image(image: str) -> Optional[re.Match]:
 
 
 def default_release(image: re.Match) -> str:
-    """The release an image stands for: its tag, else the first 12 hex digits of its digest."""
-    if image["tag"]:
-        return image["tag"]
+    """The release an image stands for: the first 12 hex digits of its digest, else its tag.
+
+    The digest first: it is what the runtime pulls, so two images with one tag are two releases.
+    """
     if image["digest"]:
         return image["digest"].split(":", 1)[1][:12]
-    return "latest"  # a reference without tag or digest means :latest to the container runtime
+    return image["tag"] or "latest"  # a reference without tag or digest means :latest to the runtime
+
+
+def is_mutable_image(image: re.Match) -> bool:
+    """True when the reference names no fixed content: no digest, and tag `latest` or none."""
+    return not image["digest"] and image["tag"] in (None, "latest")
 
 
 def _color_settings(reader: _Reader, app: str, namespace: str) -> ColorSettings:
@@ -287,11 +343,21 @@ def _color_settings(reader: _Reader, app: str, namespace: str) -> ColorSettings:
     if parsed is None:
         raise reader.fail("image", image, "it is not an image reference ([registry/]name[:tag][@digest], "
                           "lowercase name)", reader.fix_set("image", "registry.example.com/myapp:v1.0.0"))
-    release = reader.string("release") or default_release(parsed)
-    if not _LABEL_VALUE.match(release) or len(release) > 63:
-        raise reader.fail("release", release, "it must be a Kubernetes label value (letters, digits, '-', '_', "
-                          "'.', at most 63 characters, starting and ending with a letter or digit)",
-                          reader.fix_set("release", "v1.0.0"))
+    if is_mutable_image(parsed) and not reader.boolean("allowMutableImage"):
+        raise reader.fail("image", image, "it names no fixed release (tag 'latest', or no tag): each pull may run "
+                          "other code, and the release label cannot tell releases apart",
+                          reader.fix_set("image", "registry.example.com/myapp:v1.0.0") + " (a version tag or "
+                          "an @sha256: digest), or, to run it anyway: " + reader.fix_set("allowMutableImage", "true"))
+    label_rule = ("a Kubernetes label value (letters, digits, '-', '_', '.', at most 63 characters, starting and "
+                  "ending with a letter or digit)")
+    release = reader.string("release")
+    if not release:
+        release = default_release(parsed)
+        if not _LABEL_VALUE.match(release) or len(release) > 63:
+            raise reader.fail("image", image, f"the release taken from its tag, {show(release)}, is not {label_rule}",
+                              reader.fix_set("release", "v1.0.0"))
+    elif not _LABEL_VALUE.match(release) or len(release) > 63:
+        raise reader.fail("release", release, f"it must be {label_rule}", reader.fix_set("release", "v1.0.0"))
     replicas = reader.integer("replicas", 0, 1000, "2")
     port = reader.integer("port", 1, 65535, "3000")
     readiness_path = reader.string("readinessPath")
@@ -323,12 +389,47 @@ def _color_settings(reader: _Reader, app: str, namespace: str) -> ColorSettings:
         raise reader.fail("routingStack", routing_stack, "it must be a stack name like "
                           "organization/bluegreen/routing", reader.fix_set("routingStack",
                                                                          "organization/bluegreen/routing"))
+    requests, limits = _resources(reader)
     return ColorSettings(
         stack=reader.stack, app=app, namespace=namespace, color=color, image=image, release=release,
         replicas=replicas, port=port, readiness_path=readiness_path, env=env,
         secret_env_names=tuple(sorted(secret_env)), migrate_command=migrate_command,
         routing_stack=routing_stack, allow_live_update=reader.boolean("allowLiveUpdate"),
+        requests=requests, limits=limits, read_only_root_filesystem=reader.boolean("readOnlyRootFilesystem"),
     )
+
+
+def parse_quantity(text: str) -> Optional[Decimal]:
+    """The amount a Kubernetes quantity stands for (cores, bytes), or None when it is not one."""
+    match = _QUANTITY.match(text)
+    if match is None:
+        return None
+    number, suffix = match[1], match[2] or ""
+    if suffix[:1] in ("e", "E"):
+        return Decimal(number).scaleb(int(suffix[1:]))
+    return Decimal(number) * _QUANTITY_SCALE[suffix]
+
+
+def _resources(reader: _Reader) -> tuple[dict[str, str], dict[str, str]]:
+    """The container's CPU and memory requests and limits; an empty value leaves one out."""
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    for resource, request_key, limit_key, low, high, bounds in _RESOURCES:
+        amounts = {}
+        for key, into in ((request_key, requests), (limit_key, limits)):
+            text = reader.string(key)
+            if not text:
+                continue
+            amount = parse_quantity(text)
+            if amount is None or not low <= amount <= high:
+                raise reader.fail(key, text, f"it must be a Kubernetes quantity of {resource} between {bounds}, "
+                                  f"e.g. {reader.defaults[key]}", reader.fix_set(key, reader.defaults[key]))
+            into[resource], amounts[key] = text, amount
+        if len(amounts) == 2 and amounts[request_key] > amounts[limit_key]:
+            raise reader.fail(request_key, requests[resource], f"it is more than {PROJECT}:{limit_key} "
+                              f"({show(limits[resource])}), and a container may never use more than its limit",
+                              reader.fix_set(request_key, limits[resource]))
+    return requests, limits
 
 
 def _env_object(reader: _Reader, key: str, secret: bool) -> dict[str, str]:
@@ -376,14 +477,8 @@ def _routing_settings(reader: _Reader, app: str, namespace: str) -> RoutingSetti
     test_cookie = parse_cookie(reader.string("testCookie"),
                                lambda problem: reader.fail("testCookie", reader.string("testCookie"), problem,
                                                            reader.fix_set("testCookie", "test=true")))
-    hosts = reader.structured("hosts", list, f"pulumi config set --path 'hosts[0]' example.com -s {reader.stack}")
-    if not hosts:
-        raise reader.fail("hosts", hosts, "the gateway needs at least one host",
-                          f"pulumi config set --path 'hosts[0]' '*' -s {reader.stack}")
-    for host in hosts:
-        if not isinstance(host, str) or not _HOST.match(host) or len(host) > 253:
-            raise reader.fail("hosts", host, "each host must be '*', a DNS name or '*.' and a DNS name, in "
-                              "lowercase", f"pulumi config set --path 'hosts[0]' example.com -s {reader.stack}")
+    hosts = _hosts(reader, "hosts", reader.structured("hosts", list, f"pulumi config set --path 'hosts[0]' "
+                                                                      f"example.com -s {reader.stack}"))
     color_stacks = {}
     for color in COLORS:
         key = f"{color}Stack"
@@ -393,12 +488,114 @@ def _routing_settings(reader: _Reader, app: str, namespace: str) -> RoutingSetti
                               reader.fix_set(key, "organization/bluegreen/" + color))
         color_stacks[color] = name
     if color_stacks["blue"] == color_stacks["green"]:
-        raise reader.fail("greenStack", color_stacks["green"], "blue and green must be different stacks",
-                          reader.fix_set("greenStack", "organization/bluegreen/green"))
+        raise reader.fail("greenStack", color_stacks["green"], f"it is also {PROJECT}:blueStack, and blue and green "
+                          f"must be different stacks", reader.fix_set("greenStack", "organization/bluegreen/green"))
+    timeout = _duration(reader, "timeout")
     return RoutingSettings(
         stack=reader.stack, app=app, namespace=namespace, active=active, test=test, test_cookie=test_cookie,
-        hosts=tuple(hosts), color_stacks=color_stacks,
+        hosts=hosts, color_stacks=color_stacks, test_token_set=_test_token_set(reader), tls=_tls(reader, hosts),
+        timeout=timeout, retries=_retries(reader, timeout),
     )
+
+
+def _hosts(reader: _Reader, key: str, hosts: Any) -> tuple[str, ...]:
+    fix = f"pulumi config set --path '{key}[0]' example.com -s {reader.stack}"
+    if not isinstance(hosts, list) or not hosts:
+        raise reader.fail(key, hosts, "it must be a list of at least one host", fix)
+    for host in hosts:
+        if not isinstance(host, str) or not _HOST.match(host) or len(host) > 253:
+            raise reader.fail(key, host, "each host must be '*', a DNS name or '*.' and a DNS name, in lowercase", fix)
+    return tuple(hosts)
+
+
+def _test_token_set(reader: _Reader) -> bool:
+    """Validate testToken without keeping it: the program reads it again as a Pulumi secret."""
+    token = reader.string("testToken")
+    if not token:
+        return False
+    fix = TEST_TOKEN_FIX.format(stack=reader.stack)
+    if "testToken" not in reader.secret_keys:
+        raise SettingsError(f"{PROJECT}:testToken is stored in plain text on stack {reader.stack}: anyone who reads "
+                            f"the stack file could reach the release under test. Fix: {fix}")
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise reader.fail("testToken", token, f"it is shorter than {MIN_TOKEN_LENGTH} characters, so it could be "
+                          f"guessed", fix)
+    if len(token) > MAX_TOKEN_LENGTH or not _COOKIE_VALUE.match(token):
+        raise reader.fail("testToken", token, f"it must be a cookie value of at most {MAX_TOKEN_LENGTH} characters "
+                          f"(letters, digits and punctuation except quotes, commas, semicolons and backslashes)", fix)
+    return True
+
+
+def _tls(reader: _Reader, hosts: tuple[str, ...]) -> Optional[Tls]:
+    fix = f"pulumi config set --path tls.credentialName myapp-tls -s {reader.stack}"
+    tls = reader.structured("tls", dict, fix)
+    if not tls:
+        return None
+    for key in tls:
+        if key not in ("credentialName", "hosts"):
+            raise SettingsError(f"{PROJECT}:tls has the field {show(key)}, which is not one of credentialName and "
+                                f"hosts. Fix: pulumi config rm --path 'tls.{key}' -s {reader.stack}")
+    name = tls.get("credentialName")
+    if not isinstance(name, str) or not _DNS_SUBDOMAIN.match(name) or len(name) > 253:
+        raise reader.fail("tls.credentialName", name, "it must name the Kubernetes TLS Secret that holds the "
+                          "certificate, in the ingress gateway's namespace (lowercase letters, digits, '-' and '.')",
+                          fix)
+    tls_hosts = _hosts(reader, "tls.hosts", tls["hosts"]) if "hosts" in tls else hosts
+    for host in tls_hosts:
+        if not any(_covers(pattern, host) for pattern in hosts):
+            raise reader.fail("tls.hosts", host, f"the routes answer only for {PROJECT}:hosts {show(list(hosts))}, "
+                              f"so HTTPS for this host would reach no route",
+                              f"pulumi config rm --path tls.hosts -s {reader.stack} (HTTPS for every host)")
+    return Tls(name, tls_hosts)
+
+
+def _covers(pattern: str, host: str) -> bool:
+    """Whether an Istio host pattern ('*', '*.example.com' or a name) takes requests for `host`."""
+    return pattern in ("*", host) or (pattern.startswith("*.") and host.endswith(pattern[1:]))
+
+
+def duration_ms(text: str) -> Optional[Decimal]:
+    """The milliseconds an Istio duration (500ms, 2s, 1m30s) stands for, or None when it is not one."""
+    if not _DURATION.match(text):
+        return None
+    return sum((Decimal(number) * _DURATION_MS[unit] for number, unit in _DURATION_PART.findall(text)), Decimal(0))
+
+
+def _duration(reader: _Reader, key: str) -> Optional[str]:
+    """An Istio duration, written in whole seconds or milliseconds (e.g. 1m30s as 90s); None when empty."""
+    text = reader.string(key)
+    if not text:
+        return None
+    ms = duration_ms(text)
+    if ms is None or not 1 <= ms <= MAX_DURATION_MS or ms != ms.to_integral_value():
+        raise reader.fail(key, text, "it must be a duration of whole milliseconds from 1ms to 24h, like 500ms, 2s, "
+                          "1m or 1m30s (empty for none)", reader.fix_set(key, "15s"))
+    ms = int(ms)
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+def _retries(reader: _Reader, timeout: Optional[str]) -> dict[str, Any]:
+    """The HTTPRetry both routes share; attempts 0 turns retries off (Istio's own default retries too)."""
+    attempts = reader.integer("retryAttempts", 0, 10, "2")
+    retry_on = reader.string("retryOn")
+    unknown = [condition for condition in retry_on.split(",") if condition not in RETRY_ON]
+    if retry_on and unknown or attempts and not retry_on:
+        problem = f"{show(unknown[0])} is not one of them" if retry_on else "it is empty, but retryAttempts is not 0"
+        raise reader.fail("retryOn", retry_on, f"it must list, comma-separated without spaces, Envoy's retry "
+                          f"conditions ({', '.join(RETRY_ON)}); {problem}",
+                          reader.fix_set("retryOn", "connect-failure,refused-stream"))
+    per_try_timeout = _duration(reader, "retryPerTryTimeout")
+    if per_try_timeout and timeout and duration_ms(per_try_timeout) > duration_ms(timeout):
+        raise reader.fail("retryPerTryTimeout", reader.string("retryPerTryTimeout"), f"it is longer than "
+                          f"{PROJECT}:timeout ({timeout}), which ends the request first, so no retry could run",
+                          f"pulumi config rm retryPerTryTimeout -s {reader.stack} (a try may then last the whole "
+                          f"timeout), or set it to at most {timeout}")
+    if attempts == 0:
+        return {"attempts": 0}  # Istio refuses retry conditions or a per-try timeout with no attempts
+    retries: dict[str, Any] = {"attempts": attempts, "retryOn": retry_on}
+    if per_try_timeout:
+        retries["perTryTimeout"] = per_try_timeout
+    return retries
 
 
 def parse_cookie(text: str, fail=None) -> Cookie:

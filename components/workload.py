@@ -1,4 +1,4 @@
-"""One color's workload: its Deployment, the Secret behind its secret variables, its migration Job."""
+"""One color's workload: its Deployment, the Secret behind its secret variables, its migration Job, its PDB."""
 
 from __future__ import annotations
 
@@ -23,6 +23,22 @@ def pod_labels(settings: ColorSettings) -> dict[str, str]:
     return {"app": settings.app, "color": settings.color, "release": settings.release}
 
 
+def container_security(settings: ColorSettings) -> k8s.core.v1.SecurityContextArgs:
+    """The Pod Security Standards' restricted profile, for every container of the color (app and migration)."""
+    return k8s.core.v1.SecurityContextArgs(
+        run_as_non_root=True,
+        allow_privilege_escalation=False,
+        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        read_only_root_filesystem=settings.read_only_root_filesystem,
+    )
+
+
+def container_resources(settings: ColorSettings) -> k8s.core.v1.ResourceRequirementsArgs:
+    return k8s.core.v1.ResourceRequirementsArgs(requests=dict(settings.requests) or None,
+                                                limits=dict(settings.limits) or None)
+
+
 class ColorWorkload(pulumi.ComponentResource):
     """Deployment `<app>-<color>`, awaited until its pods are ready (pulumi-kubernetes' default)."""
 
@@ -35,6 +51,7 @@ class ColorWorkload(pulumi.ComponentResource):
         env = self._container_env(name, args)
         migration = self._migration_job(settings, env) if settings.migrate_command else None
         labels = pod_labels(settings)
+        selector = {"app": settings.app, "color": settings.color}
         deployment = k8s.apps.v1.Deployment(
             settings.deployment_name,
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -42,30 +59,48 @@ class ColorWorkload(pulumi.ComponentResource):
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=settings.replicas,
                 # Never the release: the selector is immutable, so a new release must not change it.
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"app": settings.app, "color": settings.color}),
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(
                     type="RollingUpdate",
                     rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=k8s.core.v1.PodSpecArgs(containers=[k8s.core.v1.ContainerArgs(
-                        name=settings.app,
-                        image=settings.image,
-                        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=settings.port,
-                                                             protocol="TCP")],
-                        readiness_probe=k8s.core.v1.ProbeArgs(
-                            http_get=k8s.core.v1.HTTPGetActionArgs(path=settings.readiness_path,
-                                                                   port=settings.port),
-                            period_seconds=5,
-                            failure_threshold=3,
-                        ),
-                        env=env,
-                    )]),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        # Spread over nodes when it can, without refusing to schedule on a small cluster.
+                        topology_spread_constraints=[k8s.core.v1.TopologySpreadConstraintArgs(
+                            max_skew=1, topology_key="kubernetes.io/hostname", when_unsatisfiable="ScheduleAnyway",
+                            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector))],
+                        containers=[k8s.core.v1.ContainerArgs(
+                            name=settings.app,
+                            image=settings.image,
+                            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=settings.port,
+                                                                 protocol="TCP")],
+                            readiness_probe=k8s.core.v1.ProbeArgs(
+                                http_get=k8s.core.v1.HTTPGetActionArgs(path=settings.readiness_path,
+                                                                       port=settings.port),
+                                period_seconds=5,
+                                failure_threshold=3,
+                            ),
+                            env=env,
+                            security_context=container_security(settings),
+                            resources=container_resources(settings),
+                        )],
+                    ),
                 ),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[migration] if migration else None),
         )
+        if settings.replicas > 1:
+            # Voluntary evictions (node drains, upgrades) take one pod of the color at a time.
+            k8s.policy.v1.PodDisruptionBudget(
+                settings.deployment_name,
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=settings.deployment_name, namespace=settings.namespace, labels=selector),
+                spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                    max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector)),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.deployment_name = deployment.metadata.name
         self.ready_replicas = deployment.status.apply(lambda status: (status.ready_replicas or 0) if status else 0)
         self.register_outputs({"deployment_name": self.deployment_name, "ready_replicas": self.ready_replicas})
@@ -110,7 +145,8 @@ class ColorWorkload(pulumi.ComponentResource):
                     spec=k8s.core.v1.PodSpecArgs(
                         restart_policy="Never",
                         containers=[k8s.core.v1.ContainerArgs(
-                            name="migrate", image=settings.image, command=list(settings.migrate_command), env=env)],
+                            name="migrate", image=settings.image, command=list(settings.migrate_command), env=env,
+                            security_context=container_security(settings), resources=container_resources(settings))],
                     ),
                 ),
             ),
