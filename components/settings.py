@@ -233,7 +233,7 @@ class _Reader:
         if isinstance(value, str):
             try:
                 value = json.loads(value)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to read
                 raise self.fail(key, value, f"it must be {'an object' if kind is dict else 'a list'}", example) from None
         if not isinstance(value, kind):
             raise self.fail(key, value, f"it must be {'an object' if kind is dict else 'a list'}", example)
@@ -245,7 +245,7 @@ def _parsed(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to read
             return value
     return value
 
@@ -470,7 +470,7 @@ def _routing_settings(reader: _Reader, app: str, namespace: str) -> RoutingSetti
         test = _color(reader, "test", "green" if active == "blue" else "blue")
         if test == active:
             other = "green" if active == "blue" else "blue"
-            raise reader.fail("test", test, f"it is also the active color, and users are on {active}: a release "
+            raise reader.fail("test", test, f"it is also {PROJECT}:active, the color users are on: a release "
                               f"is never tested in the live color", f"pulumi config set test {other} -s "
                               f"{reader.stack} (deploy the release there first), or pulumi config rm test "
                               f"-s {reader.stack}")

@@ -1,0 +1,237 @@
+"""Bad input, tried systematically: hostile values in every config key of both roles.
+
+Each example starts from a valid config of one role, whose free-text keys hold odd but valid values
+(regex metacharacters in cookies, quotes and newlines in variables, non-ASCII paths), then replaces
+keys with hostile values (regex metacharacters, quotes, newlines, very long or non-ASCII text, JSON of
+the wrong shape, deep nesting). The config is either accepted, and renders objects that pass the strict
+schema check, or refused with a message that names a replaced key, before any Kubernetes object is
+declared; never a traceback. Secret values carry a marker that must never show in a message, a warning,
+an output or a plain input.
+
+Most examples run parse_settings alone; fewer run the whole program under the mock engine.
+Derandomized, so CI sees the same examples on every run.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+import shlex
+import string
+
+import pulumi
+import pytest
+from hypothesis import HealthCheck, event, given, settings, strategies as st
+
+from conftest import BLUE_STACK, GREEN_STACK, assert_schema_valid, color_outputs, run_stack
+from components.offline import mask, reveal
+from components.program import COLOR_OUTPUTS, ROUTING_OUTPUTS
+from components.routes import color_for
+from components.settings import (COLOR_KEYS, COMMON_KEYS, RETRY_ON, ROUTING_KEYS, SECRET_KEYS, SettingsError,
+                                 parse_settings)
+
+MARK = "Qx7Kw9"  # in every secret value; nothing shown to a person may hold it
+ALL_KEYS = sorted(COMMON_KEYS | COLOR_KEYS | ROUTING_KEYS)
+
+RANDOM = settings(max_examples=100, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PER_KEY = settings(RANDOM, max_examples=12)  # times every key of both roles
+PER_KEY_FULL = settings(RANDOM, max_examples=3)
+FULL = settings(RANDOM, max_examples=40)
+
+NASTY = [
+    "", " ", "\t", "\n", "myapp\n", "\nmyapp", "blue\n", "*", ".*", "^.*$", "(a+)+$", "[", "\\", "\\n", "'", '"',
+    "`id`", "$(id)", "${HOME}", "%s%n", "a;b", "a,b", "a=b", "=", "test=true", "test=true; x=1", "é", "日本語",
+    "\u202eevil", "\x00", "\x7f", "true", "True", "false", "null", "0", "-1", "1.5", "1e309", "NaN", "[]", "{}",
+    '["*"]', '{"a": 1}', '{"a": {"b": []}}', "[1, 2]", "latest", "blue", "green", "purple",
+    "organization/bluegreen/blue", "a/b/c/d", "*.example.com", "EXAMPLE.COM", "500ms", "0s", "1h", "24h1ms",
+    "5xx,reset", "5xx,,reset", "100m", "256", "256Mi", "1e3", "myapp:latest", "myapp@sha256:abc",
+    "[" * 3000 + "]" * 3000, '{"a":' * 3000 + "1" + "}" * 3000, "9" * 5000, "a" * 300, "-" * 64,
+]
+text = st.one_of(
+    st.sampled_from(NASTY),
+    st.text(max_size=30),
+    st.text(alphabet="().*+?^$[]{}|\\\"'`;,=: \t\n\r/@%-_~!#&", max_size=30),
+    st.builds(operator.mul, st.sampled_from(["a", "é", "\\", "*", "9", "-", "."]), st.integers(60, 3000)),
+)
+json_text = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+    max_leaves=6,
+).map(json.dumps)
+hostile = st.one_of(text, json_text)
+
+# Odd but valid: what a config may hold and the program must render correctly.
+COOKIE_NAME_CHARS = "!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits
+COOKIE_VALUE_CHARS = COOKIE_NAME_CHARS + "()/:<=>?@[]{}"
+# Plain names start lowercase, secret ones uppercase: a valid base never sets one variable twice.
+ENV = st.dictionaries(st.from_regex(r"[a-z_][A-Za-z0-9_]{0,12}", fullmatch=True), text, max_size=3)
+SECRET_ENV = st.dictionaries(st.from_regex(r"[A-Z][A-Za-z0-9_]{0,12}", fullmatch=True), text, max_size=3)
+DNS_NAME = st.from_regex(r"(\*\.)?[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?){0,3}",
+                         fullmatch=True)
+VALID = {
+    "app": st.from_regex(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", fullmatch=True),
+    "namespace": st.from_regex(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", fullmatch=True),
+    "release": st.from_regex(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", fullmatch=True),
+    "readinessPath": st.text(st.characters(exclude_categories=["Z", "C"]), max_size=20).map("/".__add__),
+    "env": ENV.map(json.dumps),
+    "secretEnv": SECRET_ENV.map(lambda env: json.dumps({name: MARK + value for name, value in env.items()})),
+    "migrateCommand": st.lists(text, max_size=3).map(shlex.join),
+    "testCookie": st.tuples(st.text(COOKIE_NAME_CHARS, min_size=1, max_size=12),
+                            st.text(COOKIE_VALUE_CHARS, min_size=1, max_size=12)).map("=".join),
+    "testToken": st.text(COOKIE_VALUE_CHARS, min_size=10, max_size=40).map(MARK.__add__),
+    "hosts": st.one_of(st.just(["*"]), st.lists(DNS_NAME, min_size=1, max_size=3)).map(json.dumps),
+    "tls": DNS_NAME.filter(lambda name: "*" not in name).map(lambda name: json.dumps({"credentialName": name})),
+    "color": st.sampled_from(["blue", "green"]),
+    "active": st.sampled_from(["blue", "green"]),
+    "test": st.sampled_from(["", "blue", "green"]),
+    "replicas": st.integers(0, 1000).map(str),
+    "port": st.integers(1, 65535).map(str),
+    "retryAttempts": st.integers(0, 10).map(str),
+    "retryOn": st.lists(st.sampled_from(RETRY_ON), min_size=1, max_size=4).map(",".join),
+    **dict.fromkeys(["timeout", "retryPerTryTimeout"], st.from_regex(r"[1-9][0-9]{0,2}(ms|s|m)", fullmatch=True)),
+    **dict.fromkeys(["cpuRequest", "cpuLimit"], st.from_regex(r"[1-9][0-9]{0,2}m|[1-9]|0\.[1-9]", fullmatch=True)),
+    **dict.fromkeys(["memoryRequest", "memoryLimit"], st.from_regex(r"[1-9][0-9]{1,2}(Mi|M)|[1-3]Gi", fullmatch=True)),
+    **dict.fromkeys(["allowLiveUpdate", "allowMutableImage", "readOnlyRootFilesystem"],
+                    st.sampled_from(["true", "false", "True", " false "])),
+}
+ROLE_BASES = {
+    "color": st.fixed_dictionaries(
+        {"color": st.sampled_from(["blue", "green"]),
+         "image": st.sampled_from(["registry.example.com/myapp:v1.0.0", "myapp:1.2", "localhost:5000/a/b:v2",
+                                   "myapp@sha256:" + "ab" * 32])},
+        optional={
+            **{key: VALID[key] for key in ("app", "namespace", "release", "readinessPath", "env", "secretEnv",
+                                           "migrateCommand")},
+            "replicas": st.integers(0, 4).map(str),
+            "port": st.sampled_from(["3000", "8080", "1"]),
+            "routingStack": st.sampled_from(["organization/bluegreen/routing", ""]),
+            "allowLiveUpdate": st.sampled_from(["true", "false"]),
+            "allowMutableImage": st.sampled_from(["true", "false"]),
+            "readOnlyRootFilesystem": st.sampled_from(["true", "false"]),
+            "cpuRequest": st.sampled_from(["100m", "0.25", ""]),
+            "cpuLimit": st.sampled_from(["1", "2", ""]),
+            "memoryRequest": st.sampled_from(["128Mi", "256M", ""]),
+            "memoryLimit": st.sampled_from(["256Mi", "1Gi", ""]),
+        }),
+    "routing": st.fixed_dictionaries(
+        {"active": st.sampled_from(["blue", "green"]), "test": st.booleans()},
+        optional={
+            **{key: VALID[key] for key in ("app", "namespace", "testCookie", "testToken", "hosts")},
+            "tls": st.sampled_from(['{"credentialName": "myapp-tls"}', "{}"]),
+            "timeout": st.sampled_from(["30s", "", "500ms", "1m30s"]),
+            "retryAttempts": st.sampled_from(["0", "2", "10"]),
+            "retryPerTryTimeout": st.sampled_from(["", "100ms"]),
+            "retryOn": st.sampled_from(["connect-failure,refused-stream", "5xx,reset", "gateway-error"]),
+        }).map(lambda base: {**base, "test": ("green" if base["active"] == "blue" else "blue") if base["test"] else ""}),
+}
+ROLES = sorted(ROLE_BASES)
+
+
+@st.composite
+def hostile_config(draw, key=None, max_keys: int = 1):
+    """A valid config of one role, with `key` or 1..max_keys keys (of any role) replaced by hostile values."""
+    role = draw(st.sampled_from(ROLES))
+    config = dict(draw(ROLE_BASES[role]))
+    keys = [key] if key else draw(st.lists(st.sampled_from(ALL_KEYS), min_size=1, max_size=max_keys, unique=True))
+    for key in keys:
+        value = draw(st.one_of(hostile, VALID.get(key, hostile)))
+        if key == "testToken":
+            value = MARK + value
+        elif key == "secretEnv" and MARK not in value:
+            value = json.dumps({draw(st.sampled_from(["DB_PASSWORD", "9x", "A B"])): MARK + value})
+        config[key] = value
+    return role, config, keys
+
+
+def secret_keys_of(config) -> frozenset[str]:
+    return frozenset(SECRET_KEYS & set(config))
+
+
+def stack_outputs(config):
+    """Both colors deployed and ready, under whatever stack names the config gives them."""
+    return {config.get("blueStack") or BLUE_STACK: color_outputs("blue", "v1.0.0"),
+            config.get("greenStack") or GREEN_STACK: color_outputs("green", "v1.1.0")}
+
+
+def run(role, config):
+    result = run_stack(role, config, secret_keys_of(config), stack_outputs(config))
+    shown = json.dumps([mask(r.inputs) for r in result.resources] + [result.outputs, result.warnings], default=str)
+    assert MARK not in shown, "a secret value shows in the plan, the outputs or the logs"
+    return result
+
+
+def check_refusal(message: str, keys) -> None:
+    assert any(re.search(rf"bluegreen:{re.escape(key)}\b", message) for key in keys), \
+        f"the refusal names none of {keys}: {message}"
+    assert MARK not in message, f"a secret value shows in: {message}"
+    assert "Traceback" not in message
+
+
+def check_accepted(role, result) -> None:
+    assert_schema_valid(result)
+    contract = set(ROUTING_OUTPUTS if role == "routing" else COLOR_OUTPUTS)
+    optional = {"test", "testRelease"}  # null when there is no test route, and null outputs are not exported
+    assert contract - optional <= set(result.outputs) <= contract
+
+
+def check_parse(case) -> None:
+    role, config, keys = case
+    try:
+        parse_settings(config, role, secret_keys_of(config))
+        event(f"{role} stack: accepted")
+    except SettingsError as error:
+        event(f"{role} stack: refused")
+        check_refusal(str(error), keys)
+
+
+def check_program(case) -> None:
+    role, config, keys = case
+    result = run(role, config)
+    event(f"{role} stack: {'refused' if result.error else 'accepted'}")
+    if result.error is None:
+        check_accepted(role, result)
+        return
+    assert isinstance(result.error, pulumi.RunError), f"not a refusal but {result.error!r}"
+    check_refusal(str(result.error), keys)
+    assert result.kubernetes_objects == [], "a refused run declared Kubernetes objects"
+
+
+@pytest.mark.parametrize("key", ALL_KEYS)
+def test_a_hostile_value_in_any_key_is_accepted_or_refused_by_name(key):
+    PER_KEY(given(hostile_config(key))(check_parse))()
+
+
+@RANDOM
+@given(hostile_config(max_keys=4))
+def test_several_hostile_keys_are_refused_naming_one_of_them(case):
+    check_parse(case)
+
+
+@pytest.mark.parametrize("key", ALL_KEYS)
+def test_the_program_renders_valid_objects_or_declares_nothing(key):
+    PER_KEY_FULL(given(hostile_config(key))(check_program))()
+
+
+@FULL
+@given(hostile_config(max_keys=3))
+def test_the_program_with_several_hostile_keys(case):
+    check_program(case)
+
+
+@FULL
+@given(st.sampled_from(ROLES).flatmap(lambda role: st.tuples(st.just(role), ROLE_BASES[role])))
+def test_odd_but_valid_config_is_accepted_and_routes_as_configured(case):
+    role, config = case
+    result = run(role, config)
+    assert result.error is None, f"a valid config was refused: {result.error}"
+    check_accepted(role, result)
+    if role == "routing" and config["test"]:
+        http = reveal(result.one("VirtualService").inputs)["spec"]["http"]
+        name, _, value = config.get("testCookie", "test=true").partition("=")
+        cookie = f"{name}={config['testToken']}" if "testToken" in config else f"{name}={value}"
+        assert color_for(http, {"Cookie": f"a=b; {cookie}"}) == config["test"]
+        assert color_for(http, {"Cookie": cookie + "x"}) == config["active"]
+        if "testToken" in config:
+            assert color_for(http, {"Cookie": f"{name}={value}"}) == config["active"]
