@@ -278,3 +278,15 @@ def test_a_secure_value_in_a_stack_file_is_read_as_a_secret(tmp_path: Path):
     assert secret_keys == {"secretEnv"}
     run = run_stack("blue", config, secret_keys)
     assert run.error is None and run.one("Secret")
+
+
+def test_config_and_secret_keys_are_read_as_the_cli_passes_them(monkeypatch):
+    # The CLI's language host hands the program its config in these two variables.
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({
+        "bluegreen:color": "green", "bluegreen:image": "myapp:v9", "bluegreen:replicas": "3",
+        "bluegreen:secretEnv": json.dumps({"DB_PASSWORD": SECRET}), "kubernetes:context": "kind"}))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["bluegreen:secretEnv"]))
+    run = run_stack("green", {})
+    assert run.error is None, run.error
+    assert run.outputs["replicas"] == 3 and run.outputs["release"] == "v9"
+    assert reveal(run.one("Secret").inputs["stringData"]) == {"DB_PASSWORD": SECRET}
