@@ -27,6 +27,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
@@ -35,6 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
+from pulumi import RunError  # noqa: E402
 
 from components import settings as settings_module  # noqa: E402
 from components.offline import SECRET_PLACEHOLDER, ProgramRun, SecretValue, run_program, stack_file_config  # noqa: E402
@@ -78,7 +80,7 @@ class StackPlan:
         error = self.run.error if self.run else None
         if error is None:
             return None
-        if type(error).__name__ == "RunError":  # the program's own refusal: a message for a person
+        if isinstance(error, RunError):  # the program's own refusal: a message for a person
             return str(error)
         return f"the program failed ({type(error).__name__}: {error}): a bug in the program, not in the config"
 
@@ -92,6 +94,23 @@ class StackPlan:
     @property
     def outputs(self) -> dict[str, Any]:
         return self.run.outputs if self.run and not self.problem else {}
+
+    @cached_property
+    def manifests(self) -> list[dict[str, Any]]:
+        """The Kubernetes objects the stack declares, as manifests: apiVersion, kind, metadata first."""
+        if self.run is None or self.problem:
+            return []
+        result = []
+        for declared in self.run.kubernetes_objects:
+            body = clean(declared.inputs)
+            metadata = body.pop("metadata", {})
+            if not metadata.get("name"):
+                # Pulumi names it `<logical name>-<random>` at deploy time; the mock provider's name
+                # (components/offline.py), which the objects that refer to it use.
+                metadata["name"] = f"{declared.name}-{hashlib.sha256(declared.name.encode()).hexdigest()[:8]}"
+            result.append({"apiVersion": body.pop("apiVersion"), "kind": body.pop("kind"), "metadata": metadata,
+                           **body})
+        return sorted(result, key=object_key)  # the engine registers them concurrently: a stable order
 
 
 # ---------------------------------------------------------------- reading config
@@ -141,24 +160,25 @@ class GitRef:
     def __init__(self, ref: str, workdir: Path):
         self.ref = ref
         self.workdir = workdir
-        if not self._git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False):
+        if self._git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False) is None:
             raise UsageError(f"--base {ref}: no such commit in this repository (fetch it first, e.g. "
                              f"git fetch origin {ref.split('/', 1)[-1]})")
         self.prefix = self._git("rev-parse", "--show-prefix").strip()  # the project's folder in the repo
 
-    def _git(self, *args: str, check: bool = True) -> str:
+    def _git(self, *args: str, check: bool = True) -> Optional[str]:
+        """git's output; on failure, a usage error, or None when not `check`."""
         try:
             done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
         except OSError as error:
             raise UsageError(f"--base needs git: {error.strerror}") from None
         if done.returncode and check:
             raise UsageError(f"git {' '.join(args)}: {done.stderr.strip()}")
-        return done.stdout if done.returncode == 0 else ""
+        return None if done.returncode else done.stdout
 
     def file(self, name: str) -> Optional[Path]:
         """The file as it is at the ref, copied out, or None when it does not exist there."""
         text = self._git("show", f"{self.ref}:{self.prefix}{name}", check=False)
-        if not text:
+        if text is None:
             return None
         path = self.workdir / name
         path.write_text(text)
@@ -196,7 +216,7 @@ def project_defaults_at(project_file: Optional[Path], notes: list[str], ref: str
     if merged == current:
         yield
         return
-    notes.append(f"Pulumi.yaml changes defaults since {ref}: the plan at {ref} uses the defaults it had then.")
+    notes.append(f"Pulumi.yaml's defaults changed since {ref}: the plan at {ref} uses the defaults it had then.")
     original = settings_module.project_defaults
     settings_module.project_defaults = lambda: merged
     try:
@@ -248,7 +268,8 @@ def plan_stacks(configs: Mapping[str, StackConfig], live: Optional[Mapping[str, 
         source = plans if live is None else live
         local = _local_stack(reference, [n for n, p in source.items() if isinstance(p.settings, RoutingSettings)])
         if local is None:
-            notes.append(f"{reference} has no local stack file: read as a stack with no outputs (no live color).")
+            where = f"at {live_label}" if live is not None else "file here"
+            notes.append(f"{reference} has no stack {where}: read as a stack with no outputs (no live color).")
             return {}
         if live is not None:
             outputs = live[local].outputs
@@ -307,18 +328,7 @@ def clean(value: Any, secret: bool = False) -> Any:
 
 
 def manifests(plan: Optional[StackPlan]) -> list[dict[str, Any]]:
-    """The Kubernetes objects the stack declares, as manifests: apiVersion, kind, metadata first."""
-    if plan is None or plan.run is None or plan.problem:
-        return []
-    result = []
-    for declared in plan.run.kubernetes_objects:
-        body = clean(declared.inputs)
-        metadata = body.pop("metadata", {})
-        if not metadata.get("name"):
-            # Pulumi names it `<logical name>-<random>` at deploy time; the mock's name, as the pods use it.
-            metadata["name"] = f"{declared.name}-{hashlib.sha256(declared.name.encode()).hexdigest()[:8]}"
-        result.append({"apiVersion": body.pop("apiVersion"), "kind": body.pop("kind"), "metadata": metadata, **body})
-    return sorted(result, key=object_key)  # the engine registers them concurrently: a stable order to read
+    return plan.manifests if plan else []
 
 
 def object_key(manifest: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -356,7 +366,7 @@ def sample_request(match: Mapping[str, Any]) -> Optional[tuple[dict[str, str], s
     return (headers, path) if path is not None else None
 
 
-def request_changes(before: Optional[StackPlan], after: StackPlan) -> list[dict[str, Any]]:
+def request_changes(before: Optional[StackPlan], after: Optional[StackPlan]) -> list[dict[str, Any]]:
     """Each kind of request (a route's match, and everyone else) whose color or release changes."""
     old, new = http_routes_of(before), http_routes_of(after)
     kinds: dict[Optional[str], tuple[dict[str, str], str]] = {}
@@ -398,7 +408,7 @@ def field_changes(before: Any, after: Any, path: str = "") -> Iterator[dict[str,
         yield {"path": path, "before": before, "after": after}
 
 
-def object_changes(before: Optional[StackPlan], after: StackPlan) -> list[dict[str, Any]]:
+def object_changes(before: Optional[StackPlan], after: Optional[StackPlan]) -> list[dict[str, Any]]:
     old = {object_key(m): m for m in manifests(before)}
     new = {object_key(m): m for m in manifests(after)}
     changes = []
@@ -434,11 +444,9 @@ def stack_report(plan: StackPlan, before: Optional[StackPlan], base: Optional[st
             notes.append(f"At {base} the program refused this stack ({before.problem}): compared with nothing.")
         if plan.problem:
             notes.append("A refused update changes nothing: no changes are listed.")
-            after = before
-        else:
-            after = plan
-        report["changes"] = {"requests": request_changes(before, after) if after else [],
-                             "objects": object_changes(before, after) if after else [], "notes": notes}
+        after = before if plan.problem else plan
+        report["changes"] = {"requests": request_changes(before, after), "objects": object_changes(before, after),
+                             "notes": notes}
     return report
 
 
@@ -630,10 +638,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
     try:
+        if args.out is not None and args.out.exists() and not args.out.is_dir():
+            raise UsageError(f"--out {args.out}: not a directory")
         report = make_report(args)
         if args.out is not None:
-            if args.out.exists() and not args.out.is_dir():
-                raise UsageError(f"--out {args.out}: not a directory")
             write_manifests(args.out, report)
     except UsageError as error:
         parser.print_usage(sys.stderr)
