@@ -184,6 +184,10 @@ class GitRef:
         path.write_text(text)
         return path
 
+    def differs(self, *paths: str) -> bool:
+        """Whether these paths (relative to the project) differ between the ref and the working tree."""
+        return self._git("diff", "--quiet", self.ref, "--", *paths, check=False) is None
+
     def configs(self) -> dict[str, StackConfig]:
         names = self._git("ls-tree", "--name-only", f"{self.ref}:{self.prefix}").splitlines()
         return {stack: read_stack_file(stack, self.file(name), f"{name} at {self.ref}")
@@ -625,6 +629,9 @@ def make_report(args: argparse.Namespace) -> dict[str, Any]:
             base_configs = ref.configs()
             with project_defaults_at(ref.file("Pulumi.yaml"), notes, args.base):
                 before = plan_stacks(base_configs)
+            if ref.differs("__main__.py", "components"):
+                notes.append(f"The program's code changed since {args.base}; both plans run today's code, so the "
+                             f"changes listed are those of the config only.")
             gone = sorted(set(base_configs) - set(configs))
             notes += [f"Stack {name} has a file at {args.base} but none now; its objects stay in the cluster "
                       f"until pulumi destroy -s {name}." for name in gone]

@@ -248,3 +248,14 @@ def test_script_runs_standalone_on_this_repository():
     report = json.loads(done.stdout)
     assert set(report["stacks"]) == {p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml")}
     assert "Traceback" not in done.stderr
+
+
+def test_base_says_when_the_programs_code_changed(project, capsys):
+    (project / "components").mkdir()
+    (project / "components" / "workload.py").write_text("LIMITS = None\n")
+    commit(project)
+    code, report, _ = run_json(capsys, "--base", "HEAD")
+    assert code == 0 and not any("code changed" in note for note in report["notes"])
+    (project / "components" / "workload.py").write_text("LIMITS = {'cpu': '1'}\n")
+    code, report, _ = run_json(capsys, "--base", "HEAD")
+    assert any("The program's code changed since HEAD" in note for note in report["notes"])
