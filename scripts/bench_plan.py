@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from plan import stack_names  # this script's folder is first on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 2.0
 # What components/ import and touch: the SDK, its runtime (the mock engine), and the Kubernetes
@@ -52,7 +54,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
     python = sys.executable
-    stacks = sorted(path.name.split(".")[1] for path in ROOT.glob("Pulumi.*.yaml"))
+    stacks = sorted(stack_names([path.name for path in ROOT.iterdir()]))
 
     print(f"Python {sys.version.split()[0]}, {runs} runs each, every run a fresh subprocess")
     plan = [python, "scripts/plan.py"]

@@ -607,8 +607,7 @@ def make_report(args: argparse.Namespace) -> dict[str, Any]:
     configs = working_tree_configs()
     chosen = list(dict.fromkeys(args.stack))
     if args.config_file is not None and not chosen:
-        match = re.fullmatch(r"Pulumi\.(.+)\.yaml", args.config_file.name)
-        chosen = [match[1]] if match else []
+        chosen = list(stack_names([args.config_file.name]))
     if (args.config_file is not None or args.assignments) and len(chosen) != 1:
         raise UsageError("--config-file and --set change one stack's config: name it with exactly one --stack")
     if args.config_file is not None and not args.config_file.is_file():

@@ -246,7 +246,7 @@ def test_script_runs_standalone_on_this_repository():
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert set(report["stacks"]) == {p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml")}
+    assert set(report["stacks"]) == set(plan.stack_names([p.name for p in ROOT.iterdir()]))
     assert "Traceback" not in done.stderr
 
 

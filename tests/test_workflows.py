@@ -199,7 +199,7 @@ def test_pulumi_preview_runs_for_each_stack_only_with_credentials():
     assert preview["if"] == "needs.credentials.outputs.configured == 'true'"
     assert "credentials" in preview["needs"]
     stacks = preview["strategy"]["matrix"]["stack"]
-    assert sorted(stacks) == sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+    assert sorted(stacks) == sorted(plan.stack_names([p.name for p in ROOT.iterdir()]))
     [action] = [step for step in preview["steps"] if step.get("uses", "").startswith("pulumi/actions@")]
     assert action["with"]["command"] == "preview" and action["with"]["diff"] is True
     assert (ROOT / action["with"]["policyPacks"] / "PulumiPolicy.yaml").is_file()
