@@ -24,9 +24,9 @@ from components.offline import reveal, run_program
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policy"
 
-spec = importlib.util.spec_from_file_location("guardrails", POLICY / "guardrails.py")
-guardrails = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(guardrails)
+_spec = importlib.util.spec_from_file_location("guardrails", POLICY / "guardrails.py")
+guardrails = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(guardrails)
 
 COLOR = {"color": "blue", "image": "registry.example.com/shop:v1.4.0", "replicas": "2",
          "env": json.dumps({"NODE_ENV": "production", "DB_USER": "shop", "KEYCLOAK_URL": "https://id.example.com"})}
