@@ -2,7 +2,7 @@
 
 Pure logic: `http_routes` builds the VirtualService's `spec.http` from the routing settings,
 and `select_route` / `describe_match` read such a spec back the way Istio applies it (first
-matching route wins; a header regex must match the whole value). The program declares what
+matching route wins; a header regex must match the whole value, in RE2 syntax). The program declares what
 `http_routes` returns, and the offline plan and the tests read it with `select_route`, so the
 route table a reviewer sees can never disagree with what the VirtualService says.
 """
@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
+
+import re2  # Envoy matches header regexes with RE2; so does this evaluator
 
 from .settings import Cookie, RoutingSettings
 
@@ -103,7 +105,10 @@ def _string_match(condition: Mapping[str, Any], value: Optional[str]) -> bool:
         return value == condition["exact"]
     if "prefix" in condition:
         return value.startswith(condition["prefix"])
-    return re.fullmatch(condition["regex"], value) is not None
+    try:
+        return re2.fullmatch(condition["regex"], value) is not None
+    except re2.error as error:
+        raise UnsupportedMatch(f"regex {condition['regex']!r} is not valid RE2, so Istio would refuse it: {error}") from None
 
 
 def _request_matches(match: Mapping[str, Any], headers: Mapping[str, str], uri: str) -> bool:

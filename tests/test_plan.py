@@ -1,0 +1,261 @@
+"""scripts/plan.py: the offline plan a reviewer reads on a pull request.
+
+Runs plan.main in-process against a scratch git repository holding stack files written here (the
+program itself is the real one), so each test states the config it plans and the base it compares with.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.routes import color_for
+from components.settings import parse_settings
+from scripts import plan
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BLUE = {"bluegreen:color": "blue", "bluegreen:image": "registry.example.com/shop:v1.4.0", "bluegreen:replicas": 3,
+        "bluegreen:routingStack": "organization/bluegreen/routing", "bluegreen:env": {"DB_USER": "shop"}}
+GREEN = {**BLUE, "bluegreen:color": "green", "bluegreen:image": "registry.example.com/shop:v2.0.0"}
+ROUTING = {"bluegreen:active": "blue"}
+
+
+def write_stack(directory: Path, stack: str, config: dict) -> None:
+    (directory / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
+
+
+def git(directory: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=directory,
+                   check=True, capture_output=True)
+
+
+def commit(directory: Path, message: str = "base") -> None:
+    git(directory, "add", "-A")
+    git(directory, "commit", "-q", "-m", message)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A scratch project (its own git repository) that plan.py reads instead of this one."""
+    git(tmp_path, "init", "-q")
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    write_stack(tmp_path, "blue", BLUE)
+    write_stack(tmp_path, "green", GREEN)
+    write_stack(tmp_path, "routing", ROUTING)
+    monkeypatch.setattr(plan, "ROOT", tmp_path)
+    return tmp_path
+
+
+def run(capsys, *argv):
+    try:
+        code = plan.main(list(argv))
+    except SystemExit as exit:  # argparse's own usage errors
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys, *argv):
+    code, out, err = run(capsys, *argv, "--format", "json")
+    return code, json.loads(out) if out else None, err
+
+
+def virtual_service(report):
+    [vs] = [o for o in report["stacks"]["routing"]["objects"] if o["kind"] == "VirtualService"]
+    return vs
+
+
+def test_route_table_reads_the_declared_virtualservice(project, capsys):
+    code, report, _ = run_json(capsys, "--stack", "routing", "--set", "test=green")
+    assert code == 0 and report["valid"]
+    routes = report["stacks"]["routing"]["routes"]
+    assert routes == [
+        {"match": "requests with cookie test=true", "color": "green", "release": "v2.0.0"},
+        {"match": None, "color": "blue", "release": "v1.4.0"},
+    ]
+    # The table is the VirtualService read back: route i is http[i], and a request lands where the row says.
+    http = virtual_service(report)["spec"]["http"]
+    assert [r["color"] for r in routes] == [route["route"][0]["destination"]["subset"] for route in http]
+    assert color_for(http, {"Cookie": "session=1; test=true"}) == "green"
+    assert color_for(http, {"Cookie": "test=false"}) == "blue"
+
+
+def test_text_and_markdown_say_who_reaches_which_color(project, capsys):
+    code, text, _ = run(capsys, "--stack", "routing", "--set", "test=green", "testCookie=canary=yes")
+    assert code == 0
+    lines = [line.strip() for line in text.splitlines()]
+    table = lines.index("Who reaches which color (routes in the order Istio applies them):")
+    assert lines[table + 1:table + 3] == ["requests with cookie canary=yes → green (v2.0.0)",
+                                          "everyone else → blue (v1.4.0)"]
+    assert "readyReplicas is assumed to equal replicas (3)" in text  # readiness cannot be known offline
+    code, markdown, _ = run(capsys, "--stack", "routing", "--format", "markdown")
+    assert markdown.startswith(plan.MARKER)
+    assert "| everyone | **blue (v1.4.0)** |" in markdown
+
+
+def test_base_shows_who_changes_color_and_the_changed_fields(project, capsys):
+    write_stack(project, "routing", {"bluegreen:active": "blue", "bluegreen:test": "green"})
+    commit(project)
+    write_stack(project, "routing", {"bluegreen:active": "green", "bluegreen:test": "blue"})
+    code, report, _ = run_json(capsys, "--base", "HEAD")
+    assert code == 0
+    changes = report["stacks"]["routing"]["changes"]
+    assert changes["requests"] == [
+        {"match": "requests with cookie test=true", "before": {"color": "green", "release": "v2.0.0"},
+         "after": {"color": "blue", "release": "v1.4.0"}},
+        {"match": None, "before": {"color": "blue", "release": "v1.4.0"},
+         "after": {"color": "green", "release": "v2.0.0"}},
+    ]
+    [vs_change] = changes["objects"]
+    assert (vs_change["change"], vs_change["kind"], vs_change["name"]) == ("changed", "VirtualService", "myapp-blue-green")
+    assert {"path": "spec.http[1].route[0].destination.subset", "before": "blue", "after": "green"} in vs_change["fields"]
+    assert all(not report["stacks"][color]["changes"]["objects"] for color in ("blue", "green"))
+
+    code, text, _ = run(capsys, "--base", "HEAD", "--stack", "routing")
+    assert "everyone else: blue (v1.4.0) → green (v2.0.0)" in text
+    assert "spec.http[1].route[0].destination.subset: blue → green" in text
+
+
+def test_base_lists_added_and_removed_objects(project, capsys):
+    commit(project)
+    write_stack(project, "blue", {**BLUE, "bluegreen:migrateCommand": "npm run migrate"})
+    code, report, _ = run_json(capsys, "--base", "HEAD", "--stack", "blue")
+    assert code == 0
+    assert [(c["change"], c["kind"], c["name"]) for c in report["stacks"]["blue"]["changes"]["objects"]] == [
+        ("added", "Job", "myapp-blue-migrate")]
+    commit(project, "with migration")
+    write_stack(project, "blue", BLUE)
+    code, report, _ = run_json(capsys, "--base", "HEAD", "--stack", "blue")
+    assert ("removed", "Job") in [(c["change"], c["kind"]) for c in report["stacks"]["blue"]["changes"]["objects"]]
+
+
+def test_color_stack_reads_the_live_color_at_the_base(project, capsys):
+    """With --base, a new release on the live color is refused, as `pulumi up -s blue` would be after the merge."""
+    commit(project)
+    write_stack(project, "blue", {**BLUE, "bluegreen:image": "registry.example.com/shop:v1.5.0"})
+    code, text, _ = run(capsys, "--base", "HEAD")
+    assert code == 1
+    assert "Stack blue (Pulumi.blue.yaml): REFUSED" in text
+    assert "blue is the live color" in text and "'v1.4.0'" in text and "'v1.5.0'" in text
+    # The routing stack, planned after it, reads blue as it is at the base: a refused update changes nothing.
+    code, report, _ = run_json(capsys, "--base", "HEAD", "--stack", "routing")
+    assert code == 0 and report["stacks"]["routing"]["routes"][0]["release"] == "v1.4.0"
+    # Without a base, the routing stack's own file says blue is live, with the release blue's file names.
+    code, report, _ = run_json(capsys, "--stack", "blue")
+    assert code == 0
+
+
+def test_base_uses_that_refs_pulumi_yaml_defaults(project, capsys):
+    project_file = yaml.safe_load((project / "Pulumi.yaml").read_text())
+    project_file["config"]["testCookie"]["default"] = "beta=1"
+    (project / "Pulumi.yaml").write_text(yaml.safe_dump(project_file))
+    write_stack(project, "routing", {"bluegreen:active": "blue", "bluegreen:test": "green"})
+    commit(project)
+    code, report, _ = run_json(capsys, "--base", "HEAD", "--stack", "routing")
+    assert code == 0
+    assert any("defaults" in note for note in report["notes"])
+    moved = {c["match"]: (c["before"]["color"], c["after"]["color"]) for c in report["stacks"]["routing"]["changes"]["requests"]}
+    assert moved == {"requests with cookie beta=1": ("green", "blue"), "requests with cookie test=true": ("blue", "green")}
+    # Today's defaults are back for everything after the plan.
+    assert str(parse_settings({"active": "blue"}, "routing").test_cookie) == "test=true"
+
+
+def test_refused_config_exits_1_with_the_programs_message(project, capsys):
+    code, text, _ = run(capsys, "--stack", "routing", "--set", "test=blue")
+    assert code == 1
+    assert "bluegreen:test is 'blue': it is also the active color" in text
+    assert text.rstrip().endswith("Plan refused: the program would refuse stack routing.")
+    code, report, _ = run_json(capsys, "--stack", "routing", "--set", "active=green", "test=green")
+    assert code == 1 and not report["valid"] and report["stacks"]["routing"]["objects"] == []
+
+
+def test_routing_refuses_a_color_whose_stack_is_refused(project, capsys):
+    write_stack(project, "green", {**GREEN, "bluegreen:replicas": "many"})
+    code, text, _ = run(capsys, "--stack", "routing", "--set", "active=green")
+    assert code == 1
+    assert "has no deployed green workload" in text and "stack green is refused" in text
+
+
+@pytest.mark.parametrize("argv, complaint", [
+    (["--stack", "purple"], "no Pulumi.purple.yaml"),
+    (["--set", "test=green"], "exactly one --stack"),
+    (["--stack", "routing", "--set", "kubernetes:context=x"], "only bluegreen: keys"),
+    (["--stack", "routing", "--set", "test"], "expected KEY=VALUE"),
+    (["--base", "no-such-ref"], "no such commit"),
+    (["--format", "yaml"], "invalid choice"),
+])
+def test_bad_usage_exits_2(project, capsys, argv, complaint):
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert complaint in err
+
+
+SECRET = "hunter2-do-not-print"
+
+
+def test_secrets_never_appear_in_any_format_or_manifest(project, capsys, tmp_path_factory):
+    write_stack(project, "blue", {**BLUE, "bluegreen:secretEnv": {"DB_PASSWORD": {"secure": "AAABAMZ0ZXN0"}}})
+    out = tmp_path_factory.mktemp("manifests")
+    argv = ["--stack", "blue", "--set", json.dumps({"DB_PASSWORD": SECRET}).join(["secretEnv=", ""])]
+    for fmt in plan.FORMATS:
+        code, text, err = run(capsys, *argv, "--format", fmt, "--out", str(out))
+        assert code == 0 and SECRET not in text + err
+    files = {path.name: path.read_text() for path in out.iterdir()}
+    assert SECRET not in "".join(files.values())
+    secret = yaml.safe_load(files["blue-secret-myapp-blue-env-c712739f.yaml"])
+    assert secret["stringData"] == {"DB_PASSWORD": "[secret]"}  # the key stays readable, the value does not
+    deployment = yaml.safe_load(files["blue-deployment-myapp-blue.yaml"])
+    [env] = [e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == "DB_PASSWORD"]
+    assert env["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
+
+
+def test_out_writes_one_manifest_per_object_and_replaces_its_own(project, capsys, tmp_path_factory):
+    out = tmp_path_factory.mktemp("manifests")
+    (out / "mine.yaml").write_text("kind: ConfigMap\n")
+    (out / "routing-service-old.yaml").write_text(plan.GENERATED + " from an earlier run\nkind: Service\n")
+    code, report, _ = run_json(capsys, "--out", str(out))
+    assert code == 0
+    objects = [o for stack in report["stacks"].values() for o in stack["objects"]]
+    written = sorted(p for p in out.iterdir() if p.name != "mine.yaml")
+    assert len(written) == len(objects) == 6
+    for path in written:
+        manifest = yaml.safe_load(path.read_text())
+        assert manifest in objects and list(manifest)[:3] == ["apiVersion", "kind", "metadata"]
+    assert (out / "mine.yaml").exists()
+
+
+def test_config_file_replaces_the_stack_file(project, capsys, tmp_path_factory):
+    proposed = tmp_path_factory.mktemp("proposed") / "Pulumi.routing.yaml"
+    proposed.write_text(yaml.safe_dump({"config": {"bluegreen:active": "green"}}))
+    code, report, _ = run_json(capsys, "--config-file", str(proposed))
+    assert code == 0 and list(report["stacks"]) == ["routing"]
+    assert report["stacks"]["routing"]["routes"] == [{"match": None, "color": "green", "release": "v2.0.0"}]
+    proposed.write_text("config: [unclosed\n")
+    code, text, _ = run(capsys, "--config-file", str(proposed))
+    assert code == 1 and "is not a Pulumi stack file" in text
+
+
+def test_script_runs_standalone_on_this_repository():
+    done = subprocess.run([sys.executable, "scripts/plan.py", "--format", "json"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert set(report["stacks"]) == set(plan.stack_names([p.name for p in ROOT.iterdir()]))
+    assert "Traceback" not in done.stderr
+
+
+def test_base_says_when_the_programs_code_changed(project, capsys):
+    (project / "components").mkdir()
+    (project / "components" / "workload.py").write_text("LIMITS = None\n")
+    commit(project)
+    code, report, _ = run_json(capsys, "--base", "HEAD")
+    assert code == 0 and not any("code changed" in note for note in report["notes"])
+    (project / "components" / "workload.py").write_text("LIMITS = {'cpu': '1'}\n")
+    code, report, _ = run_json(capsys, "--base", "HEAD")
+    assert any("The program's code changed since HEAD" in note for note in report["notes"])

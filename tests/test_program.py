@@ -1,0 +1,292 @@
+"""The real program under Pulumi's mock engine: what each role declares, and every guard."""
+
+import json
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from components.offline import SecretValue, mask, reveal, stack_file_config
+from components.routes import COLOR_HEADER, color_for
+from conftest import (
+    BLUE_STACK, GREEN_STACK, ROOT, ROUTING_STACK, assert_schema_valid, color_outputs, deployed, run_stack,
+)
+
+COLOR_OUTPUT_NAMES = {"color", "release", "image", "deployment", "replicas", "readyReplicas"}
+ROUTING_OUTPUT_NAMES = {"active", "test", "activeRelease", "testRelease"}
+SECRET = "s3cr3t-Pa55word-never-shown"
+
+
+def blue(**config):
+    return {"color": "blue", "image": "registry.example.com/myapp:v2.0.0", **config}
+
+
+def routing_outputs(active="green", active_release="v1.1.0", test=None):
+    return {ROUTING_STACK: {"active": active, "activeRelease": active_release, "test": test}}
+
+
+def k8s_objects(run):
+    return {(d.kind, d.k8s_name or d.name): reveal(d.inputs) for d in run.kubernetes_objects}
+
+
+# --- the shipped stack files run as they are ---------------------------------------------------
+
+def shipped(stack):
+    return stack_file_config(ROOT / f"Pulumi.{stack}.yaml")
+
+
+@pytest.mark.parametrize("stack", ["blue", "green"])
+def test_shipped_color_stack_file_runs_as_is(stack):
+    config, secret_keys = shipped(stack)
+    run = run_stack(stack, config, secret_keys, outputs=routing_outputs(active="blue", active_release="v1.0.0"))
+    assert run.error is None
+    assert set(run.outputs) == COLOR_OUTPUT_NAMES
+    assert run.outputs["color"] == stack
+    assert run.outputs["deployment"] == f"myapp-{stack}"
+    assert run.outputs["readyReplicas"] == run.outputs["replicas"] == 2
+    assert_schema_valid(run)
+
+
+def test_shipped_routing_stack_file_runs_as_is():
+    config, secret_keys = shipped("routing")
+    run = run_stack("routing", config, secret_keys, outputs=deployed())
+    assert run.error is None
+    # Pulumi leaves outputs whose value is None out of the stack's outputs: absent means null.
+    assert run.outputs == {"active": "blue", "activeRelease": "v1.0.0"}
+    assert sorted(k8s_objects(run)) == [("DestinationRule", "myapp-blue-green"), ("Gateway", "myapp-gateway"),
+                                        ("Service", "myapp"), ("VirtualService", "myapp-blue-green")]
+    assert_schema_valid(run)
+
+
+def test_components_carry_the_project_type_tokens():
+    run = run_stack("routing", {"active": "blue"}, outputs=deployed())
+    assert {d.type for d in run.resources if not d.type.startswith("kubernetes:")} == {
+        "bluegreen:gateway:IngressGateway", "bluegreen:destinations:ColorDestinations",
+        "bluegreen:virtualservice:BlueGreenRoutes"}
+    run = run_stack("blue", blue())
+    assert "bluegreen:workload:ColorWorkload" in {d.type for d in run.resources}
+
+
+# --- the color workload --------------------------------------------------------------------------
+
+def test_deployment_names_labels_selector_and_probe():
+    run = run_stack("blue", blue(port=8080, readinessPath="/healthz", replicas=3))
+    deployment = reveal(run.one("Deployment").inputs)
+    assert deployment["metadata"]["name"] == "myapp-blue"
+    assert deployment["metadata"]["labels"] == {"app": "myapp", "color": "blue", "release": "v2.0.0"}
+    assert deployment["spec"]["selector"] == {"matchLabels": {"app": "myapp", "color": "blue"}}
+    assert deployment["spec"]["template"]["metadata"]["labels"] == {"app": "myapp", "color": "blue",
+                                                                    "release": "v2.0.0"}
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.example.com/myapp:v2.0.0"
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    # pulumi-kubernetes awaits the rollout unless told to skip it: nothing here tells it to.
+    assert "pulumi.com/skipAwait" not in (deployment["metadata"].get("annotations") or {})
+    assert_schema_valid(run)
+
+
+def test_a_new_release_changes_labels_but_never_the_selector():
+    old = reveal(run_stack("blue", blue()).one("Deployment").inputs)
+    new = reveal(run_stack("blue", blue(image="registry.example.com/myapp:v3.0.0")).one("Deployment").inputs)
+    assert old["metadata"]["name"] == new["metadata"]["name"]
+    assert old["spec"]["selector"] == new["spec"]["selector"]
+    assert new["spec"]["template"]["metadata"]["labels"]["release"] == "v3.0.0"
+
+
+def test_plain_env_and_secret_env_reach_the_container_and_the_secret_stays_secret():
+    config = blue(env={"NODE_ENV": "production", "DB_PORT": 5432},
+                  secretEnv={"DB_PASSWORD": SECRET})
+    run = run_stack("blue", config, secret_keys={"secretEnv"})
+    assert run.error is None
+    deployment = run.one("Deployment").inputs
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    secret = run.one("Secret")
+    assert env[:2] == [{"name": "DB_PORT", "value": "5432"}, {"name": "NODE_ENV", "value": "production"}]
+    assert env[2] == {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {
+        "name": reveal(secret.inputs)["metadata"].get("name") or env[2]["valueFrom"]["secretKeyRef"]["name"],
+        "key": "DB_PASSWORD"}}}
+    assert env[2]["valueFrom"]["secretKeyRef"]["name"].startswith("myapp-blue-env-")
+    # The value is only in the Secret, and there it is a Pulumi secret.
+    assert SECRET not in json.dumps(reveal(deployment))
+    assert isinstance(secret.inputs["stringData"], SecretValue)
+    assert reveal(secret.inputs["stringData"]) == {"DB_PASSWORD": SECRET}
+    assert secret.inputs["immutable"] is True
+    assert SECRET not in json.dumps(mask(run.outputs)) and SECRET not in json.dumps(
+        [mask(d.inputs) for d in run.resources])
+    assert_schema_valid(run)
+
+
+def test_migration_job_runs_the_command_with_the_image_and_is_never_a_service_endpoint():
+    run = run_stack("blue", blue(migrateCommand="npm run migrate", env={"DB_HOST": "db"},
+                                 secretEnv={"DB_PASSWORD": SECRET}), secret_keys={"secretEnv"})
+    job = reveal(run.one("Job").inputs)
+    deployment = reveal(run.one("Deployment").inputs)
+    assert job["metadata"]["name"] == "myapp-blue-migrate"
+    pod = job["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    assert container["command"] == ["npm", "run", "migrate"]
+    assert container["image"] == deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert container["env"] == deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert pod["spec"]["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] == 0
+    assert "app" not in pod["metadata"]["labels"]  # the Service selects app=<app>
+    assert pod["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
+    assert [d.kind for d in run.kubernetes_objects].index("Job") < [
+        d.kind for d in run.kubernetes_objects].index("Deployment")
+    assert_schema_valid(run)
+
+
+def test_no_migration_job_without_a_command():
+    assert run_stack("blue", blue()).of_kind("Job") == []
+
+
+def test_ready_replicas_reports_what_the_awaited_deployment_reports():
+    assert run_stack("blue", blue(replicas=2), ready=False).outputs["readyReplicas"] == 0
+    assert run_stack("blue", blue(replicas=2), ready=True).outputs["readyReplicas"] == 2
+
+
+# --- the routing stack ----------------------------------------------------------------------------
+
+def test_gateway_service_and_destination_rule(routing_run):
+    objects = k8s_objects(routing_run(hosts=["shop.example.com"], app="shop", namespace="prod"))
+    gateway = objects[("Gateway", "shop-gateway")]
+    assert gateway["apiVersion"] == "networking.istio.io/v1"
+    assert gateway["metadata"]["namespace"] == "prod"
+    assert gateway["spec"] == {"selector": {"istio": "ingressgateway"}, "servers": [
+        {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["shop.example.com"]}]}
+    service = objects[("Service", "shop")]
+    assert service["spec"]["selector"] == {"app": "shop"}  # both colors, told apart by the subsets
+    assert service["spec"]["ports"] == [{"name": "http", "port": 3000, "targetPort": "http", "protocol": "TCP"}]
+    rule = objects[("DestinationRule", "shop-blue-green")]
+    assert rule["spec"] == {"host": "shop", "subsets": [{"name": "blue", "labels": {"color": "blue"}},
+                                                        {"name": "green", "labels": {"color": "green"}}]}
+
+
+def test_virtual_service_binds_the_gateway_and_routes_test_then_default(routing_run):
+    run = routing_run(test="green")
+    vs = reveal(run.one("VirtualService").inputs)
+    assert vs["metadata"]["name"] == "myapp-blue-green"
+    assert vs["spec"]["gateways"] == ["myapp-gateway"] and vs["spec"]["hosts"] == ["*"]
+    http = vs["spec"]["http"]
+    assert [(r["name"], r["route"][0]["destination"]["subset"]) for r in http] == [
+        ("myapp-test", "green"), ("myapp-default", "blue")]
+    assert [r["headers"]["response"]["set"][COLOR_HEADER] for r in http] == ["green", "blue"]
+    assert color_for(http, {"cookie": "session=1; test=true"}) == "green"
+    assert color_for(http, {"cookie": "session=1; test=false"}) == "blue"
+    assert color_for(http, {}) == "blue"
+    assert run.outputs == {"active": "blue", "test": "green", "activeRelease": "v1.0.0", "testRelease": "v1.1.0"}
+    assert_schema_valid(run)
+
+
+def test_switching_active_changes_the_virtual_service_and_nothing_else(routing_run):
+    before = k8s_objects(routing_run(active="blue"))
+    after = k8s_objects(routing_run(active="green"))
+    assert before.keys() == after.keys()
+    changed = [key for key in before if before[key] != after[key]]
+    assert changed == [("VirtualService", "myapp-blue-green")]
+    old_http, new_http = (o[("VirtualService", "myapp-blue-green")]["spec"]["http"] for o in (before, after))
+    assert old_http[0]["route"][0]["destination"]["subset"] == "blue"
+    assert new_http[0]["route"][0]["destination"]["subset"] == "green"
+    assert new_http[0]["headers"]["response"]["set"][COLOR_HEADER] == "green"
+
+
+# --- guards: nothing is declared when an update is refused ---------------------------------------
+
+def assert_refused(run, *phrases):
+    assert isinstance(run.error, pulumi.RunError), run.error
+    for phrase in phrases:
+        assert phrase in str(run.error)
+    assert run.kubernetes_objects == [], "a refused update must declare no object"
+
+
+def test_routing_to_a_color_that_was_never_deployed_is_refused(routing_run):
+    run = routing_run(active="green", outputs=deployed(green=None))
+    assert_refused(run, "bluegreen:active is 'green'", f"stack {GREEN_STACK} has no deployed green workload",
+                   f"pulumi up -s {GREEN_STACK} first")
+
+
+def test_routing_users_to_a_color_with_no_ready_pods_is_refused(routing_run):
+    run = routing_run(active="green", outputs=deployed(green_ready=0))
+    assert_refused(run, "green (release v1.1.0", "has 0 ready pods, so users would get errors",
+                   "pulumi config set active blue -s routing")
+
+
+def test_routing_testers_to_a_color_with_no_ready_pods_is_refused(routing_run):
+    run = routing_run(test="green", outputs=deployed(green_ready=0))
+    assert_refused(run, "bluegreen:test is 'green'", "testers would get errors", "pulumi config rm test -s routing")
+
+
+def test_a_color_stack_name_pointing_at_the_other_color_is_refused(routing_run):
+    outputs = {BLUE_STACK: color_outputs("green", "v1.1.0")}
+    run = routing_run(outputs=outputs)
+    assert_refused(run, f"bluegreen:blueStack is '{BLUE_STACK}', but that stack deploys 'green'")
+
+
+def test_only_the_routed_colors_are_read(routing_run):
+    # green is not deployed, but nothing routes to it: the update goes ahead.
+    run = routing_run(active="blue", outputs=deployed(green=None))
+    assert run.error is None and run.outputs.get("testRelease") is None
+
+
+def test_bad_config_is_refused_before_anything_is_declared():
+    run = run_stack("blue", blue(replicas=-1))
+    assert_refused(run, "bluegreen:replicas is '-1'", "Fix: pulumi config set replicas 2 -s blue")
+    run = run_stack("routing", {"active": "blue", "test": "blue"}, outputs=deployed())
+    assert_refused(run, "never tested in the live color")
+
+
+def test_changing_the_release_of_the_live_color_is_refused():
+    run = run_stack("blue", blue(routingStack=ROUTING_STACK),
+                    outputs=routing_outputs(active="blue", active_release="v1.0.0"))
+    assert_refused(run, "blue is the live color", "runs release 'v1.0.0'", "'v2.0.0'",
+                   "deploy the new release to the idle color (green)",
+                   "pulumi config set allowLiveUpdate true -s blue")
+
+
+def test_scaling_the_live_color_to_zero_is_refused():
+    run = run_stack("blue", blue(routingStack=ROUTING_STACK, replicas=0),
+                    outputs=routing_outputs(active="blue", active_release="v2.0.0"))
+    assert_refused(run, "bluegreen:replicas is 0, but blue is the live color")
+
+
+@pytest.mark.parametrize("config,outputs", [
+    (blue(routingStack=ROUTING_STACK), routing_outputs(active="green")),  # blue is idle
+    (blue(routingStack=ROUTING_STACK, replicas=4), routing_outputs(active="blue", active_release="v2.0.0")),
+    (blue(routingStack=ROUTING_STACK, allowLiveUpdate=True), routing_outputs(active="blue")),
+    (blue(routingStack=ROUTING_STACK), {}),  # the routing stack exists but was never deployed
+    (blue(), routing_outputs(active="blue")),  # no routingStack: no guard
+])
+def test_updates_that_do_not_change_the_live_release_go_ahead(config, outputs):
+    run = run_stack("blue", config, outputs=outputs)
+    assert run.error is None, run.error
+    assert run.one("Deployment")
+
+
+def test_stack_files_keep_secrets_out_of_the_repository():
+    for stack in ("blue", "green", "routing"):
+        text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
+        assert "PASSWORD" not in text.split("config:")[1], f"Pulumi.{stack}.yaml holds a password in plain text"
+
+
+def test_a_secure_value_in_a_stack_file_is_read_as_a_secret(tmp_path: Path):
+    stack_file = tmp_path / "Pulumi.blue.yaml"
+    stack_file.write_text("config:\n  bluegreen:color: blue\n  bluegreen:image: myapp:v1\n"
+                          "  bluegreen:secretEnv:\n    DB_PASSWORD:\n      secure: v1:abc==\n")
+    config, secret_keys = stack_file_config(stack_file)
+    assert secret_keys == {"secretEnv"}
+    run = run_stack("blue", config, secret_keys)
+    assert run.error is None and run.one("Secret")
+
+
+def test_config_and_secret_keys_are_read_as_the_cli_passes_them(monkeypatch):
+    # The CLI's language host hands the program its config in these two variables.
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({
+        "bluegreen:color": "green", "bluegreen:image": "myapp:v9", "bluegreen:replicas": "3",
+        "bluegreen:secretEnv": json.dumps({"DB_PASSWORD": SECRET}), "kubernetes:context": "kind"}))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["bluegreen:secretEnv"]))
+    run = run_stack("green", {})
+    assert run.error is None, run.error
+    assert run.outputs["replicas"] == 3 and run.outputs["release"] == "v9"
+    assert reveal(run.one("Secret").inputs["stringData"]) == {"DB_PASSWORD": SECRET}

@@ -1,0 +1,207 @@
+"""Config validation: defaults, roles and every refusal, without the engine."""
+
+import json
+
+import pytest
+import yaml
+
+from components.settings import (
+    COLOR_KEYS, COMMON_KEYS, OBJECT_KEYS, PROJECT_FILE, ROUTING_KEYS, ColorSettings, RoutingSettings,
+    SettingsError, parse_settings, project_defaults,
+)
+from components.offline import config_text
+
+BLUE = {"color": "blue", "image": "registry.example.com/myapp:v1.2.0"}
+
+
+def refusal(config, stack="blue", secret_keys=frozenset()) -> str:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(config, stack, secret_keys)
+    return str(caught.value)
+
+
+def cli_config(**keys) -> dict:
+    """Config as the Pulumi CLI passes it: every Pulumi.yaml default as text, then the stack's keys."""
+    config = {k: config_text(v) for k, v in project_defaults().items() if k not in OBJECT_KEYS}
+    config.update({k: config_text(v) for k, v in keys.items()})
+    return config
+
+
+def test_pulumi_yaml_declares_every_key_with_type_and_description():
+    declared = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    keys = (COMMON_KEYS | COLOR_KEYS | ROUTING_KEYS) - set(OBJECT_KEYS)
+    assert set(declared) == keys
+    for key, spec in declared.items():
+        assert spec["type"] in ("string", "integer", "boolean", "array"), key
+        assert spec["description"], key
+        assert "default" in spec, f"{key} has no default, so the CLI would require it on every stack"
+    # The object keys the schema cannot type are still documented in the file.
+    for key in OBJECT_KEYS:
+        assert key in PROJECT_FILE.read_text()
+
+
+def test_defaults_come_from_pulumi_yaml_when_the_cli_does_not_inject_them():
+    settings = parse_settings(BLUE, "blue")
+    assert isinstance(settings, ColorSettings)
+    assert (settings.app, settings.namespace, settings.replicas, settings.port, settings.readiness_path) == (
+        "myapp", "default", 1, 3000, "/ready")
+    assert settings.release == "v1.2.0"  # the image tag
+    routing = parse_settings({"active": "blue"}, "routing")
+    assert isinstance(routing, RoutingSettings)
+    assert routing.hosts == ("*",) and str(routing.test_cookie) == "test=true" and routing.test is None
+    assert routing.color_stacks == {"blue": "organization/bluegreen/blue", "green": "organization/bluegreen/green"}
+
+
+@pytest.mark.parametrize("keys,role", [(BLUE, ColorSettings), ({"active": "green", "test": "blue"}, RoutingSettings)])
+def test_config_as_the_cli_passes_it_with_injected_defaults_is_accepted(keys, role):
+    settings = parse_settings(cli_config(**keys), "s")
+    assert isinstance(settings, role)
+    assert parse_settings(cli_config(**keys), "s") == parse_settings(keys, "s")
+
+
+def test_a_stack_with_both_roles_is_refused_with_the_fix():
+    message = refusal({**BLUE, "active": "blue"})
+    assert "bluegreen:color and bluegreen:active are both set" in message
+    assert "pulumi config rm" in message
+
+
+def test_a_stack_with_no_role_is_refused_with_the_fix():
+    message = refusal({"app": "shop"}, stack="dev")
+    assert "neither bluegreen:color nor bluegreen:active" in message
+    assert "pulumi config set color blue -s dev" in message and "pulumi config set active blue -s dev" in message
+
+
+@pytest.mark.parametrize("config,key,value", [
+    ({"color": "red", "image": "a/b:1"}, "color", "red"),
+    ({"active": "Blue"}, "active", "Blue"),
+    ({"active": "blue", "test": "purple"}, "test", "purple"),
+])
+def test_unknown_colors_are_refused(config, key, value):
+    message = refusal(config)
+    assert f"bluegreen:{key} is {value!r}" in message
+    assert "blue or green" in message and "Fix: pulumi config set" in message
+
+
+def test_testing_in_the_live_color_is_refused():
+    message = refusal({"active": "blue", "test": "blue"}, stack="routing")
+    assert "bluegreen:test is 'blue'" in message
+    assert "never tested in the live color" in message
+    assert "pulumi config set test green -s routing" in message
+
+
+def test_a_color_stack_needs_an_image():
+    message = refusal({"color": "green"}, stack="green")
+    assert "bluegreen:image is ''" in message
+    assert "pulumi config set image registry.example.com/myapp:v1.0.0 -s green" in message
+
+
+@pytest.mark.parametrize("image", [
+    "MyApp:v1", "myapp:", "myapp:v 1", "https://registry/myapp:v1", "registry.example.com/", "my app",
+    "myapp@sha256:abc", "myapp:v1\nkind: Secret", "-myapp:v1", "a" * 300,
+])
+def test_something_that_is_not_an_image_reference_is_refused(image):
+    message = refusal({"color": "blue", "image": image})
+    assert message.startswith("bluegreen:image is ")
+    assert "not an image reference" in message
+    assert "\n" not in message  # hostile values are escaped, never printed raw
+
+
+@pytest.mark.parametrize("image,release", [
+    ("myapp:v1.0", "v1.0"),
+    ("registry.example.com:5000/team/myapp:2024.11.27-rc_1", "2024.11.27-rc_1"),
+    ("localhost/myapp:v2@sha256:" + "a" * 64, "v2"),
+    ("ghcr.io/org/myapp@sha256:0123456789abcdef" + "0" * 48, "0123456789ab"),
+])
+def test_image_references_are_accepted_and_name_the_release(image, release):
+    assert parse_settings({"color": "blue", "image": image}, "blue").release == release
+
+
+def test_an_explicit_release_overrides_the_tag_and_must_be_a_label_value():
+    assert parse_settings({**BLUE, "release": "build-42"}, "blue").release == "build-42"
+    message = refusal({**BLUE, "release": "v1/2"})
+    assert "bluegreen:release is 'v1/2'" in message and "label value" in message
+
+
+@pytest.mark.parametrize("value,problem", [("-1", "between 0 and 1000"), ("two", "whole number"),
+                                           ("1.5", "whole number")])
+def test_bad_replicas_are_refused(value, problem):
+    message = refusal({**BLUE, "replicas": value})
+    assert f"bluegreen:replicas is {value!r}" in message and problem in message
+    assert "pulumi config set replicas 2 -s blue" in message
+
+
+@pytest.mark.parametrize("value", ["0", "65536", "-80", "http"])
+def test_a_port_outside_1_to_65535_is_refused(value):
+    message = refusal({**BLUE, "port": value})
+    assert f"bluegreen:port is {value!r}" in message
+    assert "pulumi config set port 3000 -s blue" in message
+
+
+def test_readiness_path_must_be_a_path():
+    assert "must be a URL path" in refusal({**BLUE, "readinessPath": "ready"})
+
+
+def test_env_values_from_yaml_become_text_and_bad_names_are_refused():
+    settings = parse_settings({**BLUE, "env": json.dumps({"DB_PORT": 5432, "DEBUG": False})}, "blue")
+    assert settings.env == {"DB_PORT": "5432", "DEBUG": "false"}
+    assert "variable name '1BAD'" in refusal({**BLUE, "env": json.dumps({"1BAD": "x"})})
+    assert "must be an object" in refusal({**BLUE, "env": '["NODE_ENV"]'})
+
+
+def test_secret_env_must_be_a_pulumi_secret_and_its_values_never_show():
+    config = {**BLUE, "secretEnv": json.dumps({"DB_PASSWORD": "hunter2-very-secret"})}
+    message = refusal(config)
+    assert "stored in plain text" in message
+    assert "pulumi config set --secret --path 'secretEnv.DB_PASSWORD' <value> -s blue" in message
+    assert "hunter2" not in message
+    settings = parse_settings(config, "blue", frozenset({"secretEnv"}))
+    assert settings.secret_env_names == ("DB_PASSWORD",)
+    assert "hunter2" not in repr(settings)  # only the names are kept
+    nested = {**BLUE, "secretEnv": json.dumps({"DB_PASSWORD": {"nested": "hunter2"}})}
+    assert "hunter2" not in refusal(nested, secret_keys=frozenset({"secretEnv"}))
+
+
+def test_a_variable_in_both_env_and_secret_env_is_refused():
+    config = {**BLUE, "env": json.dumps({"DB_PASSWORD": "x"}), "secretEnv": json.dumps({"DB_PASSWORD": "y"})}
+    message = refusal(config, secret_keys=frozenset({"secretEnv"}))
+    assert "both set DB_PASSWORD" in message and "pulumi config rm --path 'env.DB_PASSWORD' -s blue" in message
+
+
+def test_a_misspelled_key_is_refused_with_a_suggestion():
+    message = refusal({**BLUE, "replica": "3"})
+    assert "bluegreen:replica is not a setting" in message and "did you mean bluegreen:replicas?" in message
+
+
+def test_a_key_of_the_other_role_is_refused():
+    message = refusal({"active": "blue", "image": "myapp:v1"}, stack="routing")
+    assert "bluegreen:image is set on stack routing, which is the routing stack" in message
+    assert "pulumi config rm image -s routing" in message
+    assert "which is a color stack" in refusal({**BLUE, "testCookie": "canary=1"})
+
+
+@pytest.mark.parametrize("cookie", ["test", "=true", "te st=true", "test=tr;ue", 'test="true"', "test=", "tést=1"])
+def test_a_test_cookie_that_is_not_a_valid_cookie_is_refused(cookie):
+    message = refusal({"active": "blue", "testCookie": cookie}, stack="routing")
+    assert message.startswith("bluegreen:testCookie is ")
+    assert "pulumi config set testCookie test=true -s routing" in message
+
+
+@pytest.mark.parametrize("hosts", ['[]', '["Example.com"]', '["*.*.example.com"]', '["example.com/"]', '"*"'])
+def test_bad_hosts_are_refused(hosts):
+    assert refusal({"active": "blue", "hosts": hosts}, stack="routing").startswith("bluegreen:hosts is ")
+
+
+def test_blue_and_green_stacks_must_differ():
+    message = refusal({"active": "blue", "greenStack": "organization/bluegreen/blue"}, stack="routing")
+    assert "blue and green must be different stacks" in message
+
+
+@pytest.mark.parametrize("app", ["MyApp", "my_app", "1app", "a" * 41, "app-"])
+def test_app_must_be_a_short_dns_label(app):
+    assert refusal({**BLUE, "app": app}).startswith(f"bluegreen:app is {app!r}")
+
+
+def test_migrate_command_is_split_like_a_shell_would():
+    settings = parse_settings({**BLUE, "migrateCommand": "npm run migrate -- --schema 'my schema'"}, "blue")
+    assert settings.migrate_command == ("npm", "run", "migrate", "--", "--schema", "my schema")
+    assert "cannot be split" in refusal({**BLUE, "migrateCommand": "npm run 'migrate"})
