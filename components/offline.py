@@ -29,6 +29,8 @@ PROGRAM = ROOT / "__main__.py"
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 SECRET_PLACEHOLDER = "[secret]"
+# What an encrypted stack-file value becomes offline: valid wherever a secret is (a 16+ character testToken).
+UNDECRYPTED = "undecrypted-secret-value"
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,10 @@ def config_text(value: Any) -> str:
 
 
 def _without_secure(value: Any) -> tuple[Any, bool]:
-    """A config value with each `secure:` leaf (undecryptable offline) as a placeholder."""
+    """A config value with each `secure:` leaf (undecryptable offline) as UNDECRYPTED."""
     if isinstance(value, dict):
         if set(value) == {"secure"}:
-            return SECRET_PLACEHOLDER, True
+            return UNDECRYPTED, True
         items = {k: _without_secure(v) for k, v in value.items()}
         return {k: v for k, (v, _) in items.items()}, any(s for _, s in items.values())
     if isinstance(value, list):
@@ -144,7 +146,7 @@ def _without_secure(value: Any) -> tuple[Any, bool]:
 def stack_file_config(path: Path) -> tuple[dict[str, str], frozenset[str]]:
     """A stack file's `bluegreen:` config as the engine would pass it, and its secret keys.
 
-    Secret values cannot be decrypted without the CLI; they become the placeholder [secret].
+    Secret values cannot be decrypted without the CLI; they become UNDECRYPTED (masked as [secret]).
     """
     document = yaml.safe_load(path.read_text()) or {}
     raw, secret = {}, set()

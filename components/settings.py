@@ -10,11 +10,11 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from decimal import Decimal, InvalidOperation
 import shlex
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from decimal import Decimal
 from typing import Any, Mapping, Optional, Union
 
 import yaml
@@ -319,11 +319,8 @@ def parse_image(image: str) -> Optional[re.Match]:
 
 
 def default_release(image: re.Match) -> str:
-    """The release an image stands for: the first 12 hex digits of its digest, else its tag.
-
-    The digest first: it is what the runtime pulls, so two images with one tag are two releases.
-    """
-    if image["digest"]:
+    """The release an image stands for: its tag, else (no tag, or `latest`) the first 12 hex digits of its digest."""
+    if image["digest"] and image["tag"] in (None, "latest"):
         return image["digest"].split(":", 1)[1][:12]
     return image["tag"] or "latest"  # a reference without tag or digest means :latest to the runtime
 
@@ -470,8 +467,8 @@ def _routing_settings(reader: _Reader, app: str, namespace: str) -> RoutingSetti
         test = _color(reader, "test", "green" if active == "blue" else "blue")
         if test == active:
             other = "green" if active == "blue" else "blue"
-            raise reader.fail("test", test, f"it is also {PROJECT}:active, the color users are on: a release "
-                              f"is never tested in the live color", f"pulumi config set test {other} -s "
+            raise reader.fail("test", test, f"it is also the active color ({PROJECT}:active), and users are on "
+                              f"{active}: a release is never tested in the live color", f"pulumi config set test {other} -s "
                               f"{reader.stack} (deploy the release there first), or pulumi config rm test "
                               f"-s {reader.stack}")
     test_cookie = parse_cookie(reader.string("testCookie"),

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from conftest import assert_schema_valid, deployed, run_stack
-from components.offline import SecretValue, mask, reveal
+from components.offline import SecretValue, mask, reveal, stack_file_config
 from components.routes import color_for
 from components.settings import SettingsError, parse_settings
 
@@ -226,13 +226,13 @@ def test_an_image_without_a_fixed_release_is_refused_unless_allowed(image):
     assert run.error is None and run.outputs["release"] == "latest"
 
 
-@pytest.mark.parametrize("image", ["registry.example.com/myapp@" + DIGEST,
-                                   "registry.example.com/myapp:latest@" + DIGEST,
-                                   "registry.example.com/myapp:v1.0.0@" + DIGEST])
-def test_an_image_pinned_by_digest_is_accepted_and_released_as_its_short_digest(image):
+@pytest.mark.parametrize("image, release", [("registry.example.com/myapp@" + DIGEST, "0123456789ab"),
+                                            ("registry.example.com/myapp:latest@" + DIGEST, "0123456789ab"),
+                                            ("registry.example.com/myapp:v1.0.0@" + DIGEST, "v1.0.0")])
+def test_an_image_pinned_by_digest_is_accepted_and_released_as_its_tag_else_its_short_digest(image, release):
     run = color(image=image)
     assert run.error is None
-    assert run.outputs["release"] == "0123456789ab"
+    assert run.outputs["release"] == release
     assert container(run)["image"] == image
 
 
@@ -349,3 +349,25 @@ def test_every_option_together_renders_schema_valid_objects():
                              "secretEnv": {"DB_PASSWORD": "pw"}}, secret_keys={"secretEnv"})
     assert run.error is None
     assert_schema_valid(run)
+
+
+def test_a_routing_stack_file_with_an_encrypted_token_plans_offline(tmp_path):
+    # Offline, an encrypted value cannot be read; it must still plan, with the routes kept secret.
+    stack_file = tmp_path / "Pulumi.routing.yaml"
+    stack_file.write_text("config:\n  bluegreen:active: blue\n  bluegreen:test: green\n"
+                          "  bluegreen:testToken:\n    secure: v1:abc==\n")
+    config, secret_keys = stack_file_config(stack_file)
+    run = run_stack("routing", config, secret_keys, deployed())
+    assert run.error is None and run.warnings == []
+    assert isinstance(run.one("VirtualService").inputs["spec"], SecretValue)
+
+
+def test_a_routing_stack_file_with_an_encrypted_token_plans_offline(tmp_path):
+    # Offline, an encrypted value cannot be read; the stack must still plan, its routes kept secret.
+    stack_file = tmp_path / "Pulumi.routing.yaml"
+    stack_file.write_text("config:\n  bluegreen:active: blue\n  bluegreen:test: green\n"
+                          "  bluegreen:testToken:\n    secure: v1:abc==\n")
+    config, secret_keys = stack_file_config(stack_file)
+    run = run_stack("routing", config, secret_keys, deployed())
+    assert run.error is None and run.warnings == []
+    assert isinstance(run.one("VirtualService").inputs["spec"], SecretValue)

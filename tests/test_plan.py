@@ -223,7 +223,7 @@ def test_out_writes_one_manifest_per_object_and_replaces_its_own(project, capsys
     assert code == 0
     objects = [o for stack in report["stacks"].values() for o in stack["objects"]]
     written = sorted(p for p in out.iterdir() if p.name != "mine.yaml")
-    assert len(written) == len(objects) == 6
+    assert len(written) == len(objects) == 8  # 4 routing objects; a Deployment and a PodDisruptionBudget per color
     for path in written:
         manifest = yaml.safe_load(path.read_text())
         assert manifest in objects and list(manifest)[:3] == ["apiVersion", "kind", "metadata"]

@@ -154,6 +154,7 @@ def test_policies_run_the_checks_on_the_engines_props():
     """Wired as the engine calls them: props behind pulumi_policy's proxies, resources by type token."""
     broken = copy.deepcopy(color_objects()["Deployment"])
     del broken["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    del broken["spec"]["template"]["spec"]["containers"][0]["resources"]  # the program sets limits
     assert len(validate_resource("deployment-readiness-probe", broken, "kubernetes:apps/v1:Deployment")) == 1
     assert len(validate_resource("deployment-resource-limits", broken, "kubernetes:apps/v1:Deployment")) == 1
     virtual_service = one(routing_objects(test="green"), "VirtualService")
