@@ -8,8 +8,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
 EXIT_OK = 0
-EXIT_FAILED = 1  # a check failed, a refusal, a pulumi command failed
-EXIT_USAGE = 2  # what argparse exits with for bad usage
+EXIT_FAILED = 1  # a check failed, a refusal, a pulumi command failed; bad usage exits 2 (argparse)
 
 
 class Failure(Exception):

@@ -193,6 +193,11 @@ def who() -> str:
     return "_".join(f"{user}@{socket.gethostname()}".split())
 
 
+def read_lock(stack: str) -> Optional[str]:
+    """The release in progress, as its lock says, or None."""
+    return pulumi_get("stack", "tag", "get", LOCK_TAG, "-s", stack)
+
+
 def in_progress(held: str) -> str:
     return (f"a release is in progress: {held} (color, release, who, started UTC). Wait for it to finish; if "
             f"that run crashed, check `python scripts/release.py status`, then `python scripts/release.py unlock`")
@@ -206,16 +211,13 @@ class ReleaseLock:
         utc = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.value = f"{color} {release or '-'} {who()} {utc}"
 
-    def _get(self) -> Optional[str]:
-        return pulumi_get("stack", "tag", "get", LOCK_TAG, "-s", self.stack)
-
     def __enter__(self) -> "ReleaseLock":
         with step("take the release lock"):
-            held = self._get()
+            held = read_lock(self.stack)
             if held:
                 raise Failure(in_progress(held))
             pulumi("stack", "tag", "set", LOCK_TAG, self.value, "-s", self.stack)
-            held = self._get()
+            held = read_lock(self.stack)
             if held != self.value:  # another machine set it between our get and set
                 raise Failure(in_progress(held or "(the lock vanished)"))
         return self
@@ -227,7 +229,7 @@ class ReleaseLock:
             return False
         try:
             with step("release the lock"):
-                held = self._get()
+                held = read_lock(self.stack)
                 if held == self.value:
                     pulumi("stack", "tag", "rm", LOCK_TAG, "-s", self.stack)
                 else:
@@ -352,7 +354,7 @@ def decommission(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     routing = outputs(args.routing_stack)
     colors = {color: outputs(color_stack(args, color)) for color in COLORS}
-    held = pulumi_get("stack", "tag", "get", LOCK_TAG, "-s", args.routing_stack)
+    held = read_lock(args.routing_stack)
     report = {
         "active": routing.get("active"),
         "test": routing.get("test"),
@@ -378,7 +380,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def unlock(args: argparse.Namespace) -> int:
-    held = pulumi_get("stack", "tag", "get", LOCK_TAG, "-s", args.routing_stack)
+    held = read_lock(args.routing_stack)
     if not held:
         log("no release lock is held")
         return EXIT_OK
@@ -405,11 +407,12 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         sub.set_defaults(handler=handler)
         return sub
 
-    promote_parser = sub = command("promote", promote, "Test COLOR through the gateway with the test cookie, then flip users "
-                                      "to it; on any failure users stay on (or go back to) the other color.")
-    sub.add_argument("color", choices=COLORS)
-    smoke_test.add_gateway_arguments(sub, timeout=smoke_test.DEFAULT_TIMEOUT, settle=10.0)
-    sub.add_argument("--cookie", type=smoke_test.cookie_arg, metavar="NAME=VALUE",
+    promote_parser = command("promote", promote, "Test COLOR through the gateway with the test cookie, then flip "
+                                                 "users to it; on any failure users stay on (or go back to) the "
+                                                 "other color.")
+    promote_parser.add_argument("color", choices=COLORS)
+    smoke_test.add_gateway_arguments(promote_parser, timeout=smoke_test.DEFAULT_TIMEOUT, settle=10.0)
+    promote_parser.add_argument("--cookie", type=smoke_test.cookie_arg, metavar="NAME=VALUE",
                      help="the cookie that reaches the test color (default: the routing stack's testCookie, "
                           "with the value $BLUEGREEN_TEST_TOKEN or its testToken when one is set)")
     command("rollback", rollback, "Send users back to the other color (refused unless it is deployed and ready).")

@@ -87,37 +87,36 @@ def run_checks(url: str, paths: Sequence[str] = (), cookie: Optional[Cookie] = N
 
 def _run_check(base: str, path: str, ready_check: bool, cookie: Optional[Cookie], expect_color: Optional[str],
                timeout: float, settle: float, verify: bool) -> CheckResult:
-    name = f"GET {path}"
     headers = {"Cookie": str(cookie)} if cookie else {}
     start = time.monotonic()
     deadline, settled = start + timeout, start + settle
     backoff = FIRST_BACKOFF
     last = "no answer"
+
+    def result(passed: bool, detail: str) -> CheckResult:
+        return CheckResult(f"GET {path}", passed, time.monotonic() - start, detail)
+
     with requests.Session() as session:
         while True:
-            remaining = deadline - time.monotonic()
             try:
                 answer = session.get(base + path, headers=headers, verify=verify, allow_redirects=False,
-                                     timeout=min(MAX_REQUEST_SECONDS, max(remaining, 0.5)))
-                detail = _judge(answer, ready_check, expect_color)
-                return CheckResult(name, True, time.monotonic() - start, detail)
+                                     timeout=min(MAX_REQUEST_SECONDS, max(deadline - time.monotonic(), 0.5)))
+                return result(True, _judge(answer, ready_check, expect_color))
             except requests.exceptions.SSLError as error:
-                return CheckResult(name, False, time.monotonic() - start,
-                                   f"TLS failed ({_reason(error)}); --insecure skips verification")
+                return result(False, f"TLS failed ({_reason(error)}); --insecure skips verification")
             except _WrongColor as wrong:
                 if time.monotonic() >= settled:
-                    return CheckResult(name, False, time.monotonic() - start, str(wrong))
+                    return result(False, str(wrong))
                 last = str(wrong)
             except _Wrong as wrong:
-                return CheckResult(name, False, time.monotonic() - start, str(wrong))
+                return result(False, str(wrong))
             except _Wait as wait:
                 last = str(wait)
             except requests.exceptions.RequestException as error:
                 last = _reason(error)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return CheckResult(name, False, time.monotonic() - start,
-                                   f"not ready when the {timeout:g}s timeout ran out; last: {last}")
+                return result(False, f"not ready when the {timeout:g}s timeout ran out; last: {last}")
             time.sleep(min(backoff, remaining))
             backoff = min(backoff * 2, MAX_BACKOFF)
 

@@ -14,14 +14,10 @@ import subprocess
 import sys
 import time
 
-from loopback import ROOT, answer, ready, serve
+from loopback import ROOT, healthy, serve
 from scripts import smoke_test
 
 PATHS = ["/api/orders", "/api/users", "/api/health"]
-
-
-def healthy(path, headers):
-    return ready("green") if path == "/ready" else answer(200, "green")
 
 
 def timed(run, count: int) -> str:
@@ -35,7 +31,7 @@ def timed(run, count: int) -> str:
 
 
 def main() -> None:
-    with serve(healthy) as url:
+    with serve(healthy()) as url:
         def in_process():
             assert all(r.passed for r in smoke_test.run_checks(url, PATHS, expect_color="green", timeout=5))
 

@@ -28,6 +28,15 @@ def ready(color: Optional[str], value: object = True, status: int = 200) -> Answ
     return answer(status, color, json.dumps({"ready": value}).encode(), "application/json")
 
 
+def healthy(color: str = "green", seen: Optional[list] = None) -> Handler:
+    """An app of this color that is ready and answers 200 everywhere; records (path, Cookie) in `seen`."""
+    def handle(path: str, headers: Mapping[str, str]) -> Answer:
+        if seen is not None:
+            seen.append((path, headers.get("Cookie")))
+        return ready(color) if path == "/ready" else answer(200, color)
+    return handle
+
+
 def answer(status: int, color: Optional[str], body: bytes = b"ok", kind: str = "text/plain") -> Answer:
     headers = {"Content-Type": kind}
     if color:

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from loopback import ROOT, answer, closed_port, ready, self_signed, serve
+from loopback import ROOT, answer, closed_port, healthy, ready, self_signed, serve
 from scripts import smoke_test
 
 SCRIPT = ROOT / "scripts" / "smoke_test.py"
@@ -25,14 +25,6 @@ def run(capsys, *argv: str) -> tuple[int, str, float]:
 
 def line_of(out: str, name: str) -> str:
     return next(line for line in out.splitlines() if f" GET {name} (" in line)
-
-
-def healthy(color: str = "green", seen: list | None = None):
-    def handle(path, headers):
-        if seen is not None:
-            seen.append((path, headers.get("Cookie")))
-        return ready(color) if path == "/ready" else answer(200, color)
-    return handle
 
 
 def test_healthy_gateway_passes_every_check_and_sends_the_cookie(capsys):
@@ -123,6 +115,13 @@ def test_settle_waits_for_a_routing_change_to_reach_the_gateway(capsys):
     with serve(handle) as url:
         code, out, _ = run(capsys, "--url", url, "--expect-color", "green", "--settle", "2", "--timeout", "3")
     assert code == 0, out
+
+
+def test_settle_is_bounded_then_the_other_color_fails(capsys):
+    with serve(healthy("blue")) as url:
+        code, out, took = run(capsys, "--url", url, "--expect-color", "green", "--settle", "0.3", "--timeout", "5")
+    assert code == 1 and 0.3 <= took < 1.5
+    assert "answered by blue, expected green" in line_of(out, "/ready")
 
 
 def test_nothing_listening_fails_as_unreachable(capsys):
