@@ -1,4 +1,4 @@
-"""A stand-in `pulumi` executable for the release.py tests, and the World that sets it up.
+"""A stand-in `pulumi` executable for the release.py tests (release_world.py puts it first on PATH).
 
 Run as `pulumi`, it keeps every stack's config, outputs and tags in one JSON file (named by
 $FAKE_PULUMI_STATE), records every call, and implements the few commands release.py runs:
@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-NOT_FOUND_EXIT = 255  # what the Pulumi CLI exits with on an error
+ERROR_EXIT = 255  # what the Pulumi CLI exits with on an error
 
 
 class _Exit(Exception):
@@ -28,24 +28,22 @@ def _merge(into: dict, patch: dict) -> None:
     for key, value in patch.items():
         if isinstance(value, dict) and isinstance(into.get(key), dict):
             _merge(into[key], value)
-        elif value is None:
-            into.pop(key, None)
         else:
             into[key] = value
 
 
-def _routing_up(state: dict, stack: dict) -> None:
+def routing_up(state: dict, stack: dict) -> None:
     config = stack["config"]
     active, test = config.get("active"), config.get("test")
     if test == active:
-        raise _Exit(NOT_FOUND_EXIT, f"error: bluegreen:test is {test!r}, but it is also the active color")
+        raise _Exit(ERROR_EXIT, f"error: bluegreen:test is {test!r}, but it is also the active color")
     releases = {}
     for key, color in (("active", active), ("test", test)):
         if not color:
             continue
         target = state["stacks"].get(config.get(f"{color}Stack", color), {}).get("outputs", {})
         if target.get("color") != color or not target.get("readyReplicas"):
-            raise _Exit(NOT_FOUND_EXIT, f"error: bluegreen:{key} is {color!r}, but {color} has no ready pods")
+            raise _Exit(ERROR_EXIT, f"error: bluegreen:{key} is {color!r}, but {color} has no ready pods")
         releases[key] = target["release"]
     stack["outputs"] = {"active": active, "activeRelease": releases["active"]}
     if test:  # Pulumi leaves null outputs out
@@ -62,7 +60,7 @@ def _command(state: dict, args: list[str]) -> str:
     at = args.index("-s")
     name, words = args[at + 1], args[:at] + args[at + 2:]
     if name not in state["stacks"]:
-        raise _Exit(NOT_FOUND_EXIT, f"error: no stack named '{name}' found")
+        raise _Exit(ERROR_EXIT, f"error: no stack named '{name}' found")
     stack = state["stacks"][name]
     match words:
         case ["stack", "output", "--json"]:
@@ -70,7 +68,7 @@ def _command(state: dict, args: list[str]) -> str:
         case ["config", "get", key]:
             value = stack["config"].get(key, state["defaults"].get(key))
             if value is None:
-                raise _Exit(NOT_FOUND_EXIT, f"error: configuration key 'bluegreen:{key}' not found for stack '{name}'")
+                raise _Exit(ERROR_EXIT, f"error: configuration key 'bluegreen:{key}' not found for stack '{name}'")
             return f"{value}\n"
         case ["config", "set", key, value]:
             stack["config"][key] = value
@@ -78,7 +76,7 @@ def _command(state: dict, args: list[str]) -> str:
             stack["config"].pop(key, None)
         case ["stack", "tag", "get", tag]:
             if tag not in stack["tags"]:
-                raise _Exit(NOT_FOUND_EXIT, f"error: stack tag '{tag}' not found for stack '{name}'")
+                raise _Exit(ERROR_EXIT, f"error: stack tag '{tag}' not found for stack '{name}'")
             return f"{stack['tags'][tag]}\n"
         case ["stack", "tag", "set", tag, value]:
             stack["tags"][tag] = value
@@ -86,7 +84,7 @@ def _command(state: dict, args: list[str]) -> str:
             stack["tags"].pop(tag, None)
         case ["up", "--yes", "--skip-preview"]:
             if "active" in stack["config"]:
-                _routing_up(state, stack)
+                routing_up(state, stack)
             return f"Updating ({name}):\n    pulumi:pulumi:Stack bluegreen-{name}\nUpdate complete.\n"
         case ["destroy", "--yes"]:
             stack["outputs"] = {}
@@ -122,7 +120,7 @@ def main(args: list[str]) -> int:
             state["hooks"].remove(hook)
     try:
         if hook is not None and "fail" in hook:
-            raise _Exit(NOT_FOUND_EXIT, hook["fail"])
+            raise _Exit(ERROR_EXIT, hook["fail"])
         out = _command(state, args)
         if hook is not None:
             _merge(state["stacks"], hook["patch"])

@@ -23,9 +23,9 @@ Answer = tuple[int, Mapping[str, str], bytes]
 Handler = Callable[[str, Mapping[str, str]], Answer]  # (path, request headers) -> answer
 
 
-def ready(color: Optional[str], value: object = True, status: int = 200) -> Answer:
+def ready(color: Optional[str], value: object = True) -> Answer:
     """The tutorial's readiness answer, as the given color (None: without the color header)."""
-    return answer(status, color, json.dumps({"ready": value}).encode(), "application/json")
+    return answer(200, color, json.dumps({"ready": value}).encode(), "application/json")
 
 
 def healthy(color: str = "green", seen: Optional[list] = None) -> Handler:

@@ -18,14 +18,10 @@ from typing import Any, Optional
 import fake_pulumi
 from loopback import answer, ready
 from components.routes import http_routes, route_color, select_route
-from components.settings import RoutingSettings, parse_cookie
+from components.settings import RoutingSettings, parse_cookie, project_defaults
 
 FAKE = Path(__file__).resolve().parent / "fake_pulumi.py"
 LOCK_VALUE = re.compile(r"^(blue|green) (\S+) \S+@\S+ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-# How an app answers: healthy; unready ({"ready": false}); broken (500); fails-for-users (healthy
-# through the test route, 500 through the default one, as an app that breaks under real traffic).
-APP_MODES = ("healthy", "unready", "broken", "fails-for-users")
 
 
 def color_outputs(color: str, release: str, ready_replicas: int = 2) -> dict[str, Any]:
@@ -51,7 +47,7 @@ class World:
                 "blue": {"config": {"color": "blue"}, "outputs": color_outputs("blue", "v1"), "tags": {}},
                 "green": {"config": {"color": "green"}, "outputs": color_outputs("green", "v2"), "tags": {}},
             },
-            "defaults": {"testCookie": "test=true"},  # the CLI answers with the Pulumi.yaml default
+            "defaults": {"testCookie": project_defaults()["testCookie"]},  # the CLI answers with Pulumi.yaml's
             "apps": {"blue": "healthy", "green": "healthy"},
             "calls": [],
             "hooks": [],
@@ -71,7 +67,7 @@ class World:
 
     def deploy_routing(self) -> None:
         """What `pulumi up -s routing` deployed, set up without recording a call."""
-        self.change(lambda state: fake_pulumi._routing_up(state, state["stacks"]["routing"]))
+        self.change(lambda state: fake_pulumi.routing_up(state, state["stacks"]["routing"]))
 
     def hook(self, when: str, skip: int = 0, fail: Optional[str] = None, patch: Optional[dict] = None) -> None:
         """Make the next command that starts with `when` (after `skip` of them) fail, or change the stacks after it."""
@@ -100,6 +96,9 @@ class World:
     # --- the gateway ------------------------------------------------------------------------------
 
     def gateway(self, path: str, headers: dict[str, str]):
+        """How the app behind the route answers (state["apps"][color]): healthy; unready ("ready":
+        false); broken (500); fails-for-users (healthy through the test route, 500 through the
+        default one, as an app that breaks under real traffic)."""
         state = self.state()
         routing = state["stacks"]["routing"]
         deployed = routing["outputs"]
