@@ -393,7 +393,7 @@ def unlock(args: argparse.Namespace) -> int:
 
 # --- command line ---------------------------------------------------------------------------------
 
-def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     stacks = argparse.ArgumentParser(add_help=False)
     for name in (*COLORS, "routing"):
         stacks.add_argument(f"--{name}-stack", default=name, metavar="STACK",
@@ -422,9 +422,14 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     sub = command("status", status, "Both colors, which is active, which under test, a release in progress.")
     sub.add_argument("--json", action="store_true", help="print JSON")
     command("unlock", unlock, "Clear the release lock that a crashed run left.")
+    return parser
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "promote":
-        smoke_test.require_url(promote_parser, args)
+        smoke_test.require_url(parser, args)
     return args
 
 
