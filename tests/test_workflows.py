@@ -8,6 +8,8 @@ in the files, start the deploy of the right color.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import re
 import shlex
@@ -18,50 +20,38 @@ import jsonschema
 import pytest
 import yaml
 
-from scripts import plan
+from scripts import plan, release
 
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / ".github" / "workflows" / "preview.yml"
 SEMAPHORE = ROOT / ".semaphore"
 PIPELINES = sorted(SEMAPHORE.glob("*.yml"))
 
-# scripts/release.py is written in parallel (issue: release CLI); until it lands, its interface as agreed:
-# promote COLOR [--url URL], rollback, decommission COLOR, status [--json], unlock; URL also from BLUEGREEN_URL.
-# After the merge, release_parser() should return scripts.release's own parser.
-RELEASE_INTERFACE = {
-    "promote": {"positionals": ["color"], "options": {"--url": True}},
-    "rollback": {"positionals": [], "options": {}},
-    "decommission": {"positionals": ["color"], "options": {}},
-    "status": {"positionals": [], "options": {"--json": False}},
-    "unlock": {"positionals": [], "options": {}},
-}
-
-
 class ParseError(Exception):
     pass
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise ParseError(message)
+class Refusing:
+    """A script's own argparse parser, raising ParseError with argparse's message instead of exiting."""
+
+    def __init__(self, parser: argparse.ArgumentParser):
+        self.parser = parser
+
+    def parse_args(self, arguments):
+        errors = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(errors):
+                return self.parser.parse_args(arguments)
+        except SystemExit:
+            raise ParseError(errors.getvalue().strip().splitlines()[-1]) from None
 
 
-def release_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="release.py")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, interface in RELEASE_INTERFACE.items():
-        command = commands.add_parser(name)
-        for positional in interface["positionals"]:
-            command.add_argument(positional, choices=["blue", "green"])
-        for option, takes_value in interface["options"].items():
-            command.add_argument(option, **({} if takes_value else {"action": "store_true"}))
-    return parser
+def plan_parser() -> Refusing:
+    return Refusing(plan.build_parser())
 
 
-def plan_parser() -> argparse.ArgumentParser:
-    parser = plan.build_parser()
-    parser.error = lambda message: (_ for _ in ()).throw(ParseError(message))
-    return parser
+def release_parser() -> Refusing:
+    return Refusing(release.build_parser())
 
 
 SCRIPTS = {"scripts/plan.py": plan_parser, "scripts/release.py": release_parser}
@@ -137,7 +127,7 @@ def repository_paths(words: list[str]):
         elif previous == "--policy-pack":
             yield word, (ROOT / word / "PulumiPolicy.yaml").is_file()
         elif re.fullmatch(r"(scripts|\.semaphore|policy)/[\w./-]+\.(py|sh)", word):
-            yield word, (ROOT / word).is_file() or word in SCRIPTS  # release.py: checked against its interface
+            yield word, (ROOT / word).is_file()
 
 
 def test_every_repository_path_a_command_names_exists():

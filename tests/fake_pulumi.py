@@ -1,0 +1,138 @@
+"""A stand-in `pulumi` executable for the release.py tests (release_world.py puts it first on PATH).
+
+Run as `pulumi`, it keeps every stack's config, outputs and tags in one JSON file (named by
+$FAKE_PULUMI_STATE), records every call, and implements the few commands release.py runs:
+`stack output --json`, `config get|set|rm`, `stack tag get|set|rm`, `up` and `destroy`.
+`up` on the routing stack does what the real program does there: it refuses a target color that
+is not deployed and ready, then recomputes the routing outputs from `active`/`test` and the color
+stacks' outputs. Hooks make a given command fail, or change the state after it ran, so that the
+tests can stage a failure half-way or another machine's action. Only the standard library: it
+starts once per command, under `python -IS`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+ERROR_EXIT = 255  # what the Pulumi CLI exits with on an error
+
+
+class _Exit(Exception):
+    def __init__(self, code: int, message: str = ""):
+        self.code, self.message = code, message
+
+
+def _merge(into: dict, patch: dict) -> None:
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def routing_up(state: dict, stack: dict) -> None:
+    config = stack["config"]
+    active, test = config.get("active"), config.get("test")
+    if test == active:
+        raise _Exit(ERROR_EXIT, f"error: bluegreen:test is {test!r}, but it is also the active color")
+    releases = {}
+    for key, color in (("active", active), ("test", test)):
+        if not color:
+            continue
+        target = state["stacks"].get(config.get(f"{color}Stack", color), {}).get("outputs", {})
+        if target.get("color") != color or not target.get("readyReplicas"):
+            raise _Exit(ERROR_EXIT, f"error: bluegreen:{key} is {color!r}, but {color} has no ready pods")
+        releases[key] = target["release"]
+    stack["outputs"] = {"active": active, "activeRelease": releases["active"]}
+    if test:  # Pulumi leaves null outputs out
+        stack["outputs"].update(test=test, testRelease=releases["test"])
+    cookie = config.get("testCookie", state["defaults"]["testCookie"])
+    token = config.get("testToken")
+    stack["deployed_cookie"] = f"{cookie.partition('=')[0]}={token}" if token else cookie
+
+
+def _command(state: dict, args: list[str]) -> str:
+    """Run one command on the state; its stdout, or _Exit."""
+    if "-s" not in args:
+        raise _Exit(2, "fake pulumi: every command needs -s STACK")
+    at = args.index("-s")
+    name, words = args[at + 1], args[:at] + args[at + 2:]
+    if name not in state["stacks"]:
+        raise _Exit(ERROR_EXIT, f"error: no stack named '{name}' found")
+    stack = state["stacks"][name]
+    match words:
+        case ["stack", "output", "--json"]:
+            return json.dumps(stack["outputs"], indent=4) + "\n"
+        case ["config", "get", key]:
+            value = stack["config"].get(key, state["defaults"].get(key))
+            if value is None:
+                raise _Exit(ERROR_EXIT, f"error: configuration key 'bluegreen:{key}' not found for stack '{name}'")
+            return f"{value}\n"
+        case ["config", "set", key, value]:
+            stack["config"][key] = value
+        case ["config", "rm", key]:
+            stack["config"].pop(key, None)
+        case ["stack", "tag", "get", tag]:
+            if tag not in stack["tags"]:
+                raise _Exit(ERROR_EXIT, f"error: stack tag '{tag}' not found for stack '{name}'")
+            return f"{stack['tags'][tag]}\n"
+        case ["stack", "tag", "set", tag, value]:
+            stack["tags"][tag] = value
+        case ["stack", "tag", "rm", tag]:
+            stack["tags"].pop(tag, None)
+        case ["up", "--yes", "--skip-preview"]:
+            if "active" in stack["config"]:
+                routing_up(state, stack)
+            return f"Updating ({name}):\n    pulumi:pulumi:Stack bluegreen-{name}\nUpdate complete.\n"
+        case ["destroy", "--yes"]:
+            stack["outputs"] = {}
+            return f"Destroying ({name}):\nThe resources in the stack have been deleted.\n"
+        case _:
+            raise _Exit(2, f"fake pulumi: unsupported command: {' '.join(args)}")
+    return ""
+
+
+def load(path: str) -> dict:
+    with open(path) as file:
+        return json.load(file)
+
+
+def save(path: str, state: dict) -> None:
+    """Replace the file whole: the gateway reads it while a command runs."""
+    with open(f"{path}.tmp", "w") as file:
+        json.dump(state, file, indent=1)
+    os.replace(f"{path}.tmp", path)
+
+
+def main(args: list[str]) -> int:
+    path = os.environ["FAKE_PULUMI_STATE"]
+    state = load(path)
+    state["calls"].append(args)
+    line = " ".join(args)
+    hook = next((h for h in state["hooks"] if line.startswith(h["when"])), None)
+    if hook is not None:
+        if hook.get("skip", 0):
+            hook["skip"] -= 1
+            hook = None
+        else:
+            state["hooks"].remove(hook)
+    try:
+        if hook is not None and "fail" in hook:
+            raise _Exit(ERROR_EXIT, hook["fail"])
+        out = _command(state, args)
+        if hook is not None:
+            _merge(state["stacks"], hook["patch"])
+        code, message = 0, ""
+    except _Exit as stop:
+        out, code, message = "", stop.code, stop.message
+    save(path, state)
+    sys.stdout.write(out)
+    if message:
+        sys.stderr.write(message + "\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,96 @@
+"""Real HTTP(S) servers on 127.0.0.1 for the script tests: a function answers each GET."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the tests import the scripts and the components
+    sys.path.insert(0, str(ROOT))
+
+from components.routes import COLOR_HEADER  # noqa: E402
+
+Answer = tuple[int, Mapping[str, str], bytes]
+Handler = Callable[[str, Mapping[str, str]], Answer]  # (path, request headers) -> answer
+
+
+def ready(color: Optional[str], value: object = True) -> Answer:
+    """The tutorial's readiness answer, as the given color (None: without the color header)."""
+    return answer(200, color, json.dumps({"ready": value}).encode(), "application/json")
+
+
+def healthy(color: str = "green", seen: Optional[list] = None) -> Handler:
+    """An app of this color that is ready and answers 200 everywhere; records (path, Cookie) in `seen`."""
+    def handle(path: str, headers: Mapping[str, str]) -> Answer:
+        if seen is not None:
+            seen.append((path, headers.get("Cookie")))
+        return ready(color) if path == "/ready" else answer(200, color)
+    return handle
+
+
+def answer(status: int, color: Optional[str], body: bytes = b"ok", kind: str = "text/plain") -> Answer:
+    headers = {"Content-Type": kind}
+    if color:
+        headers[COLOR_HEADER] = color
+    return status, headers, body
+
+
+@contextmanager
+def serve(handler: Handler, tls: Optional[tuple[Path, Path]] = None) -> Iterator[str]:
+    """Serve on a free port until the block ends; yields the base URL."""
+
+    class Handle(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 - the http.server name
+            status, headers, body = handler(self.path, dict(self.headers))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handle)
+    server.daemon_threads = True
+    scheme = "http"
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"{scheme}://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made with openssl; (cert, key)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+    return cert, key

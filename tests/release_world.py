@@ -1,0 +1,120 @@
+"""The world release.py acts on, for its end-to-end tests: stacks behind a stand-in `pulumi`, and a gateway.
+
+The stand-in (fake_pulumi.py, first on PATH) keeps the stacks in a JSON file. The gateway is a real
+HTTP server on 127.0.0.1 that routes each request the way the deployed VirtualService would: it
+builds the routes with the program's own `http_routes` from the routing stack's outputs (so only
+what `pulumi up -s routing` deployed counts, not config set since) and picks one with
+`select_route`, Istio's rule. The color that request reaches answers as that app is told to behave.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import fake_pulumi
+from loopback import answer, ready
+from components.routes import http_routes, route_color, select_route
+from components.settings import RoutingSettings, parse_cookie, project_defaults
+
+FAKE = Path(__file__).resolve().parent / "fake_pulumi.py"
+LOCK_VALUE = re.compile(r"^(blue|green) (\S+) \S+@\S+ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def color_outputs(color: str, release: str, ready_replicas: int = 2) -> dict[str, Any]:
+    return {"color": color, "release": release, "image": f"registry.example.com/myapp:{release}",
+            "deployment": f"myapp-{color}", "replicas": 2, "readyReplicas": ready_replicas}
+
+
+class World:
+    """Blue live on v1, green deployed and ready on v2, no test route, no lock: the usual start."""
+
+    def __init__(self, directory: Path):
+        self.state_file = directory / "pulumi-state.json"
+        bin_dir = directory / "bin"
+        bin_dir.mkdir()
+        executable = bin_dir / "pulumi"
+        executable.write_text(f"#!{sys.executable} -IS\nimport sys\nsys.path.insert(0, {str(FAKE.parent)!r})\n"
+                              "import fake_pulumi\nsys.exit(fake_pulumi.main(sys.argv[1:]))\n")
+        executable.chmod(0o755)
+        self.path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+        self.save({
+            "stacks": {
+                "routing": {"config": {"active": "blue"}, "outputs": {}, "tags": {}},
+                "blue": {"config": {"color": "blue"}, "outputs": color_outputs("blue", "v1"), "tags": {}},
+                "green": {"config": {"color": "green"}, "outputs": color_outputs("green", "v2"), "tags": {}},
+            },
+            "defaults": {"testCookie": project_defaults()["testCookie"]},  # the CLI answers with Pulumi.yaml's
+            "apps": {"blue": "healthy", "green": "healthy"},
+            "calls": [],
+            "hooks": [],
+        })
+        self.deploy_routing()
+
+    def state(self) -> dict[str, Any]:
+        return fake_pulumi.load(str(self.state_file))
+
+    def save(self, state: dict[str, Any]) -> None:
+        fake_pulumi.save(str(self.state_file), state)
+
+    def change(self, edit) -> None:
+        state = self.state()
+        edit(state)
+        self.save(state)
+
+    def deploy_routing(self) -> None:
+        """What `pulumi up -s routing` deployed, set up without recording a call."""
+        self.change(lambda state: fake_pulumi.routing_up(state, state["stacks"]["routing"]))
+
+    def hook(self, when: str, skip: int = 0, fail: Optional[str] = None, patch: Optional[dict] = None) -> None:
+        """Make the next command that starts with `when` (after `skip` of them) fail, or change the stacks after it."""
+        hook = {"when": when, "skip": skip, **({"fail": fail} if fail else {"patch": patch})}
+        self.change(lambda state: state["hooks"].append(hook))
+
+    def calls(self) -> list[str]:
+        """Every pulumi command run, as text, with the lock's value (who, when) shown as <lock>."""
+        shown = []
+        for args in self.state()["calls"]:
+            if args[:3] == ["stack", "tag", "set"]:
+                assert LOCK_VALUE.match(args[4]), args[4]
+                args = args[:4] + ["<lock>"] + args[5:]
+            shown.append(" ".join(args))
+        return shown
+
+    def config(self) -> dict[str, dict[str, str]]:
+        return {name: stack["config"] for name, stack in self.state()["stacks"].items()}
+
+    def outputs(self, stack: str) -> dict[str, Any]:
+        return self.state()["stacks"][stack]["outputs"]
+
+    def tags(self) -> dict[str, str]:
+        return self.state()["stacks"]["routing"]["tags"]
+
+    # --- the gateway ------------------------------------------------------------------------------
+
+    def gateway(self, path: str, headers: dict[str, str]):
+        """How the app behind the route answers (state["apps"][color]): healthy; unready ("ready":
+        false); broken (500); fails-for-users (healthy through the test route, 500 through the
+        default one, as an app that breaks under real traffic)."""
+        state = self.state()
+        routing = state["stacks"]["routing"]
+        deployed = routing["outputs"]
+        if not deployed.get("active"):
+            return answer(404, None, b"")  # no VirtualService: the gateway's 404 NR
+        settings = RoutingSettings(
+            stack="routing", app="myapp", namespace="default", active=deployed["active"], test=deployed.get("test"),
+            test_cookie=parse_cookie(routing["deployed_cookie"]), hosts=("*",),
+            color_stacks={"blue": "blue", "green": "green"})
+        route = select_route(http_routes(settings), headers, path)
+        color = route_color(route)
+        if not state["stacks"][color]["outputs"].get("readyReplicas"):
+            return answer(503, color, b"no healthy upstream")
+        mode = state["apps"][color]
+        if mode == "broken" or (mode == "fails-for-users" and route["name"].endswith("-default")):
+            return answer(500, color, b"internal error")
+        if path == "/ready":
+            return ready(color, value=mode != "unready")
+        return answer(200, color)

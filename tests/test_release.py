@@ -1,0 +1,362 @@
+"""scripts/release.py end to end: a stand-in `pulumi` first on PATH, and a gateway on 127.0.0.1 that
+routes by what the routing stack deployed. Each test asserts the exact pulumi commands and the
+final config of every stack."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from loopback import ROOT, serve
+from release_world import World, color_outputs
+from scripts import release, smoke_test
+from scripts._cli import run_main
+
+LOCK = "bluegreen:release"
+UP = "up --yes --skip-preview -s routing"
+START = [  # promote green: the test cookie, green's state, the lock, the routing, the test route
+    "config get testCookie -s routing",
+    "config get testToken -s routing",
+    "stack output --json -s green",
+    f"stack tag get {LOCK} -s routing",
+    f"stack tag set {LOCK} <lock> -s routing",
+    f"stack tag get {LOCK} -s routing",
+    "stack output --json -s routing",
+    "config set test green -s routing",
+    UP,
+]
+PIN_AND_FLIP = ["stack output --json -s green", "config set active green -s routing", "config rm test -s routing", UP]
+UNLOCK = [f"stack tag get {LOCK} -s routing", f"stack tag rm {LOCK} -s routing"]
+INITIAL_CONFIG = {"routing": {"active": "blue"}, "blue": {"color": "blue"}, "green": {"color": "green"}}
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    world = World(tmp_path)
+    monkeypatch.setenv("PATH", world.path)
+    monkeypatch.setenv("FAKE_PULUMI_STATE", str(world.state_file))
+    monkeypatch.delenv("BLUEGREEN_TEST_TOKEN", raising=False)
+    monkeypatch.delenv("BLUEGREEN_URL", raising=False)
+    with serve(world.gateway) as url:
+        world.url = url
+        yield world
+
+
+def run(capfd, *argv: str) -> tuple[int, str, str]:
+    """release.py in-process, as its command line runs it: exit code, stdout, stderr."""
+    code = run_main(lambda: release.main(list(argv)))
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def promote(world, capfd, color="green", *extra):
+    return run(capfd, "promote", color, "--url", world.url, "--timeout", "1", "--settle", "0", *extra)
+
+
+def error_line(err: str) -> str:
+    return err.strip().splitlines()[-1]
+
+
+def set_apps(world, **modes):
+    world.change(lambda state: state["apps"].update(modes))
+
+
+def route_to(world, active, test=None):
+    """The routing as deployed with this active and test color."""
+    world.change(lambda state: state["stacks"]["routing"].update(
+        config={"active": active, **({"test": test} if test else {})}))
+    world.deploy_routing()
+
+
+# --- promote ----------------------------------------------------------------------------------------
+
+def test_promote_tests_then_flips_and_prints_every_command(world, capfd):
+    code, _, err = promote(world, capfd)
+    assert code == 0, err
+    assert world.calls() == START + PIN_AND_FLIP + UNLOCK
+    assert world.config() == {**INITIAL_CONFIG, "routing": {"active": "green"}}
+    assert world.outputs("routing") == {"active": "green", "activeRelease": "v2"}
+    assert world.tags() == {}
+    printed = [line[len("$ pulumi "):] for line in err.splitlines() if line.startswith("$ pulumi ")]
+    assert [re.sub(r"'(blue|green) v\d .*Z'", "<lock>", line) for line in printed] == world.calls()
+    assert re.search(r"^ok   route testers to green \(\d+\.\d\ds\)$", err, re.M)
+    assert re.search(r"^ok   smoke tests of green through the test route \(cookie test=true\) "
+                     r"\(\d+\.\d\ds\): 1 of 1 checks passed$", err, re.M)
+    assert re.search(r"^ok   flip users to green \(release v2\) \(\d+\.\d\ds\)$", err, re.M)
+    assert "green (release v2) is live" in err
+
+
+def test_smoke_failure_keeps_users_on_the_active_color_and_removes_the_test_route(world, capfd):
+    set_apps(world, green="broken")
+    code, _, err = promote(world, capfd, "green", "--check", "/api/orders")
+    assert code == 1
+    assert world.calls() == START + ["config rm test -s routing", UP] + UNLOCK
+    assert world.config() == INITIAL_CONFIG
+    assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
+    assert world.tags() == {}
+    message = error_line(err)
+    assert message.startswith("error: smoke tests of green failed through the test route, so users stay on blue")
+    assert "GET /ready: 500 Internal Server Error" in message and "GET /api/orders: 500" in message
+    assert message.endswith("routing restored: users on blue, no test route")
+
+
+def test_a_failure_after_the_flip_rolls_back_on_its_own(world, capfd):
+    set_apps(world, green="fails-for-users")
+    code, _, err = promote(world, capfd)
+    assert code == 1
+    assert world.calls() == START + PIN_AND_FLIP + ["config set active blue -s routing", UP] + UNLOCK
+    assert world.config() == INITIAL_CONFIG
+    assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
+    message = error_line(err)
+    assert message.startswith("error: the default route failed after the flip to green: GET /ready: 500")
+    assert message.endswith("routing restored: users on blue, no test route")
+
+
+def test_a_release_that_changed_while_under_test_is_not_flipped(world, capfd):
+    world.hook(UP, patch={"green": {"outputs": {"release": "v3"}}})  # green redeployed during the smoke tests
+    code, _, err = promote(world, capfd)
+    assert code == 1
+    assert world.calls() == START + ["stack output --json -s green", "config rm test -s routing", UP] + UNLOCK
+    assert world.config() == INITIAL_CONFIG
+    assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
+    assert "green's release changed from v2 to v3 while it was being tested, so users stay on blue" in error_line(err)
+
+
+def test_a_pulumi_up_failing_half_way_puts_the_routing_back(world, capfd):
+    world.hook(UP, skip=1, fail="error: update failed: connection reset by peer")  # the flip's up
+    code, _, err = promote(world, capfd)
+    assert code == 1
+    assert world.calls() == START + PIN_AND_FLIP + ["config set active blue -s routing", UP] + UNLOCK
+    assert world.config() == INITIAL_CONFIG
+    assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
+    assert world.tags() == {}
+    assert error_line(err) == (
+        f"error: `pulumi {UP}` failed (exit 255): error: update failed: connection reset by peer; "
+        "routing restored: users on blue, no test route")
+
+
+def test_when_putting_the_routing_back_fails_too_it_says_what_to_run(world, capfd):
+    world.hook(UP, fail="error: the backend is unreachable")  # the test route's up ...
+    world.hook(UP, fail="error: the backend is unreachable")  # ... and the one that would undo it
+    code, _, err = promote(world, capfd)
+    assert code == 1
+    assert world.calls() == START + ["config rm test -s routing", UP] + UNLOCK
+    assert world.config() == INITIAL_CONFIG  # config is back; the deployment could not be checked
+    message = error_line(err)
+    assert "restoring the routing failed too" in message
+    assert message.endswith(f"run: pulumi config set active blue -s routing && pulumi config rm test -s routing "
+                            f"&& pulumi {UP}")
+
+
+def test_promote_refuses_the_active_color(world, capfd):
+    code, _, err = promote(world, capfd, "blue")
+    assert code == 1
+    assert world.calls() == START[:2] + ["stack output --json -s blue"] + START[3:7] + UNLOCK
+    assert world.config() == INITIAL_CONFIG
+    assert error_line(err) == ("error: blue is already active (release v1): nothing to promote. A new release "
+                               "goes to the idle color, green")
+
+
+@pytest.mark.parametrize("outputs, problem", [
+    ({}, "green is not deployed: stack green has no outputs. Deploy it first: pulumi up -s green"),
+    (color_outputs("green", "v2", ready_replicas=0), "green (release v2, stack green) has no ready pod"),
+    (color_outputs("blue", "v2"), "stack green deploys blue, not green"),
+])
+def test_promote_refuses_a_color_that_is_not_deployed_and_ready(world, capfd, outputs, problem):
+    world.change(lambda state: state["stacks"]["green"].update(outputs=outputs))
+    code, _, err = promote(world, capfd)
+    assert code == 1
+    assert world.calls() == START[:3]
+    assert world.config() == INITIAL_CONFIG and world.tags() == {}
+    assert problem in error_line(err)
+
+
+def test_a_second_promote_is_refused_while_one_is_in_progress(world, capfd):
+    held = "blue v9 alice@ci-7 2026-11-27T09:00:00Z"
+    world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: held}))
+    code, _, err = promote(world, capfd)
+    assert code == 1
+    assert world.calls() == START[:4]
+    assert world.tags() == {LOCK: held}  # the other run's lock stays
+    assert world.config() == INITIAL_CONFIG
+    assert error_line(err).startswith(f"error: a release is in progress: {held} ")
+    assert "python scripts/release.py unlock" in error_line(err)
+
+
+def test_losing_the_race_for_the_lock_leaves_the_winner_alone(world, capfd):
+    winner = "blue v9 bob@ci-2 2026-11-27T09:00:01Z"  # another machine set it right after this run did
+    world.hook("stack tag set", patch={"routing": {"tags": {LOCK: winner}}})
+    code, _, err = promote(world, capfd)
+    assert code == 1
+    assert world.calls() == START[:6]
+    assert world.tags() == {LOCK: winner}
+    assert world.config() == INITIAL_CONFIG
+    assert error_line(err).startswith(f"error: a release is in progress: {winner} ")
+
+
+def test_an_unexpected_crash_leaves_the_lock_for_unlock(world, capfd, monkeypatch):
+    def crash(*args, **kwargs):
+        raise RuntimeError("bug in a check")
+
+    monkeypatch.setattr(smoke_test, "run_checks", crash)
+    code, _, err = promote(world, capfd)
+    assert code == 1
+    assert world.calls() == START
+    assert LOCK in world.tags()
+    assert "the release lock stays set" in err
+    assert error_line(err) == "error: unexpected RuntimeError: bug in a check"
+    assert "Traceback" not in err
+
+    code, _, err = run(capfd, "unlock")
+    assert code == 0
+    assert world.calls()[-2:] == UNLOCK
+    assert world.tags() == {}
+    assert "removed the release lock (green v2 " in err
+    code, _, err = run(capfd, "unlock")
+    assert code == 0 and "no release lock is held" in err
+
+
+@pytest.mark.parametrize("source", ["environment", "config"])
+def test_the_test_token_is_sent_but_never_shown(world, capfd, monkeypatch, tmp_path, source):
+    token = "tok-5ecret-1234"
+    world.change(lambda state: state["stacks"]["routing"]["config"].update(testToken=token))
+    world.deploy_routing()  # the VirtualService matches test=<token>
+    if source == "environment":
+        monkeypatch.setenv("BLUEGREEN_TEST_TOKEN", token)
+    report = tmp_path / "promote.xml"
+    code, out, err = promote(world, capfd, "green", "--junit", str(report))
+    assert code == 0, err
+    reads = START[:1] + ([] if source == "environment" else START[1:2])
+    assert world.calls() == reads + START[2:] + PIN_AND_FLIP + UNLOCK
+    assert "cookie test=[secret]" in err
+    assert token not in out + err + report.read_text() + " ".join(world.calls())
+
+
+def test_a_wrong_cookie_reaches_the_active_color_and_fails_at_once(world, capfd):
+    code, _, err = promote(world, capfd, "green", "--cookie", "test=wrong")
+    assert code == 1
+    assert world.calls() == START[2:] + ["config rm test -s routing", UP] + UNLOCK
+    assert "GET /ready: 200 OK, answered by blue, expected green" in error_line(err)
+    assert world.config() == INITIAL_CONFIG
+
+
+def test_promote_writes_a_junit_report_of_both_routes(world, capfd, tmp_path):
+    report = tmp_path / "promote.xml"
+    code, _, _ = promote(world, capfd, "green", "--check", "/api", "--junit", str(report))
+    assert code == 0
+    suites = ET.parse(report).getroot().findall("testsuite")
+    assert [(s.get("name"), s.get("tests"), s.get("failures")) for s in suites] == [
+        ("smoke tests of green through the test route (cookie test=true)", "2", "0"),
+        ("checks of green through the default route", "2", "0")]
+
+
+# --- rollback, decommission, status -----------------------------------------------------------------
+
+def test_rollback_sends_users_back(world, capfd):
+    route_to(world, "green")
+    code, _, err = run(capfd, "rollback")
+    assert code == 0, err
+    assert world.calls() == ["stack output --json -s routing", "stack output --json -s blue",
+                             *START[3:6], "config set active blue -s routing", UP, *UNLOCK]
+    assert world.config() == INITIAL_CONFIG
+    assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
+    assert "users are on blue (release v1)" in err
+
+
+def test_rollback_removes_a_test_route_to_the_color_it_goes_back_to(world, capfd):
+    route_to(world, "green", test="blue")  # left by a crashed promote of blue
+    code, _, err = run(capfd, "rollback")
+    assert code == 0, err
+    assert world.calls()[5:8] == ["config set active blue -s routing", "config rm test -s routing", UP]
+    assert world.config() == INITIAL_CONFIG
+
+
+@pytest.mark.parametrize("outputs, problem", [
+    ({}, "blue is not deployed"),
+    (color_outputs("blue", "v1", ready_replicas=0), "blue (release v1, stack blue) has no ready pod"),
+])
+def test_rollback_is_refused_when_the_other_color_is_not_ready(world, capfd, outputs, problem):
+    route_to(world, "green")
+    world.change(lambda state: state["stacks"]["blue"].update(outputs=outputs))
+    code, _, err = run(capfd, "rollback")
+    assert code == 1
+    assert world.calls() == ["stack output --json -s routing", "stack output --json -s blue"]
+    assert world.config() == {**INITIAL_CONFIG, "routing": {"active": "green"}}
+    assert problem in error_line(err)
+
+
+def test_decommission_is_refused_for_the_live_color(world, capfd):
+    code, _, err = run(capfd, "decommission", "blue")
+    assert code == 1
+    assert world.calls() == ["stack output --json -s blue", *START[3:7], *UNLOCK]
+    assert world.outputs("blue") == color_outputs("blue", "v1")
+    assert error_line(err).startswith("error: blue is the active color: users are on it. Roll back first")
+
+
+def test_decommission_is_refused_for_the_color_under_test(world, capfd):
+    route_to(world, "blue", test="green")
+    code, _, err = run(capfd, "decommission", "green")
+    assert code == 1
+    assert world.outputs("green") == color_outputs("green", "v2")
+    assert "green is under test" in error_line(err)
+
+
+def test_decommission_destroys_the_idle_color(world, capfd):
+    code, _, err = run(capfd, "decommission", "green")
+    assert code == 0, err
+    assert world.calls() == ["stack output --json -s green", *START[3:7], "destroy --yes -s green", *UNLOCK]
+    assert world.outputs("green") == {}
+    assert world.config() == INITIAL_CONFIG
+
+
+def test_status_shows_both_colors_the_routes_and_the_lock(world, capfd):
+    route_to(world, "blue", test="green")
+    held = "green v2 alice@ci-7 2026-11-27T09:00:00Z"
+    world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: held}))
+    code, out, _ = run(capfd, "status")
+    assert code == 0
+    assert out.splitlines() == [
+        "COLOR  STACK  ROLE    RELEASE  READY  IMAGE",
+        "blue   blue   active  v1       2/2    registry.example.com/myapp:v1",
+        "green  green  test    v2       2/2    registry.example.com/myapp:v2",
+        f"release in progress: {held}",
+    ]
+    code, out, _ = run(capfd, "status", "--json")
+    report = json.loads(out)
+    assert (report["active"], report["test"], report["releaseInProgress"]) == ("blue", "green", held)
+    assert report["colors"]["green"] == {"stack": "green", "deployed": True, "release": "v2",
+                                         "image": "registry.example.com/myapp:v2", "readyReplicas": 2, "replicas": 2}
+    assert world.calls()[-4:] == ["stack output --json -s routing", "stack output --json -s blue",
+                                  "stack output --json -s green", f"stack tag get {LOCK} -s routing"]
+
+
+# --- the command line ---------------------------------------------------------------------------------
+
+def test_the_command_line_exits_0_1_2_without_a_traceback(world):
+    def cli(*argv):
+        return subprocess.run([sys.executable, str(ROOT / "scripts" / "release.py"), *argv], capture_output=True,
+                              text=True, timeout=60)
+
+    bad = cli("promote", "red", "--url", world.url)
+    assert bad.returncode == 2 and "invalid choice: 'red'" in bad.stderr
+    no_url = cli("promote", "green")
+    assert no_url.returncode == 2 and "BLUEGREEN_URL" in no_url.stderr
+    set_apps(world, green="broken")
+    failed = cli("promote", "green", "--url", world.url, "--timeout", "1", "--settle", "0")
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines()[-1].startswith("error: smoke tests of green failed")
+    for done in (bad, no_url, failed):
+        assert "Traceback" not in done.stdout + done.stderr
+    assert cli("status").returncode == 0
+
+
+def test_a_missing_pulumi_cli_is_one_clear_line(world, capfd, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    code, _, err = run(capfd, "status")
+    assert code == 1
+    assert error_line(err).startswith("error: the pulumi CLI is not on PATH")
