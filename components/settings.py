@@ -12,9 +12,9 @@ import json
 import re
 import shlex
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from decimal import Decimal
 from typing import Any, Mapping, Optional, Union
 
 import yaml
@@ -189,7 +189,7 @@ class _Reader:
         self.defaults = project_defaults()
 
     def fail(self, key: str, value: Any, problem: str, fix: str) -> SettingsError:
-        shown = "[secret]" if key in self.secret_keys or key.split(".")[0] in SECRET_KEYS else show(value)
+        shown = "[secret]" if key in self.secret_keys or key in SECRET_KEYS else show(value)
         return SettingsError(f"{PROJECT}:{key} is {shown}: {problem}. Fix: {fix}")
 
     def fix_set(self, key: str, example: str) -> str:
@@ -345,16 +345,15 @@ def _color_settings(reader: _Reader, app: str, namespace: str) -> ColorSettings:
                           "other code, and the release label cannot tell releases apart",
                           reader.fix_set("image", "registry.example.com/myapp:v1.0.0") + " (a version tag or "
                           "an @sha256: digest), or, to run it anyway: " + reader.fix_set("allowMutableImage", "true"))
-    label_rule = ("a Kubernetes label value (letters, digits, '-', '_', '.', at most 63 characters, starting and "
-                  "ending with a letter or digit)")
-    release = reader.string("release")
-    if not release:
-        release = default_release(parsed)
-        if not _LABEL_VALUE.match(release) or len(release) > 63:
-            raise reader.fail("image", image, f"the release taken from its tag, {show(release)}, is not {label_rule}",
-                              reader.fix_set("release", "v1.0.0"))
-    elif not _LABEL_VALUE.match(release) or len(release) > 63:
-        raise reader.fail("release", release, f"it must be {label_rule}", reader.fix_set("release", "v1.0.0"))
+    explicit_release = reader.string("release")
+    release = explicit_release or default_release(parsed)
+    if not _LABEL_VALUE.match(release) or len(release) > 63:
+        rule = ("a Kubernetes label value (letters, digits, '-', '_', '.', at most 63 characters, starting and "
+                "ending with a letter or digit)")
+        if explicit_release:
+            raise reader.fail("release", release, f"it must be {rule}", reader.fix_set("release", "v1.0.0"))
+        raise reader.fail("image", image, f"the release taken from its tag, {show(release)}, is not {rule}",
+                          reader.fix_set("release", "v1.0.0"))
     replicas = reader.integer("replicas", 0, 1000, "2")
     port = reader.integer("port", 1, 65535, "3000")
     readiness_path = reader.string("readinessPath")
@@ -468,9 +467,9 @@ def _routing_settings(reader: _Reader, app: str, namespace: str) -> RoutingSetti
         if test == active:
             other = "green" if active == "blue" else "blue"
             raise reader.fail("test", test, f"it is also the active color ({PROJECT}:active), and users are on "
-                              f"{active}: a release is never tested in the live color", f"pulumi config set test {other} -s "
-                              f"{reader.stack} (deploy the release there first), or pulumi config rm test "
-                              f"-s {reader.stack}")
+                              f"{active}: a release is never tested in the live color",
+                              f"pulumi config set test {other} -s {reader.stack} (deploy the release there first), "
+                              f"or pulumi config rm test -s {reader.stack}")
     test_cookie = parse_cookie(reader.string("testCookie"),
                                lambda problem: reader.fail("testCookie", reader.string("testCookie"), problem,
                                                            reader.fix_set("testCookie", "test=true")))

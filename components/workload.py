@@ -35,6 +35,7 @@ def container_security(settings: ColorSettings) -> k8s.core.v1.SecurityContextAr
 
 
 def container_resources(settings: ColorSettings) -> k8s.core.v1.ResourceRequirementsArgs:
+    """The CPU and memory requests and limits from config, for every container of the color."""
     return k8s.core.v1.ResourceRequirementsArgs(requests=dict(settings.requests) or None,
                                                 limits=dict(settings.limits) or None)
 
@@ -66,27 +67,24 @@ class ColorWorkload(pulumi.ComponentResource):
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=k8s.core.v1.PodSpecArgs(
+                    spec=k8s.core.v1.PodSpecArgs(containers=[k8s.core.v1.ContainerArgs(
+                        name=settings.app,
+                        image=settings.image,
+                        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=settings.port,
+                                                             protocol="TCP")],
+                        readiness_probe=k8s.core.v1.ProbeArgs(
+                            http_get=k8s.core.v1.HTTPGetActionArgs(path=settings.readiness_path,
+                                                                   port=settings.port),
+                            period_seconds=5,
+                            failure_threshold=3,
+                        ),
+                        env=env,
+                        security_context=container_security(settings),
+                        resources=container_resources(settings),
+                    )], topology_spread_constraints=[k8s.core.v1.TopologySpreadConstraintArgs(
                         # Spread over nodes when it can, without refusing to schedule on a small cluster.
-                        topology_spread_constraints=[k8s.core.v1.TopologySpreadConstraintArgs(
-                            max_skew=1, topology_key="kubernetes.io/hostname", when_unsatisfiable="ScheduleAnyway",
-                            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector))],
-                        containers=[k8s.core.v1.ContainerArgs(
-                            name=settings.app,
-                            image=settings.image,
-                            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=settings.port,
-                                                                 protocol="TCP")],
-                            readiness_probe=k8s.core.v1.ProbeArgs(
-                                http_get=k8s.core.v1.HTTPGetActionArgs(path=settings.readiness_path,
-                                                                       port=settings.port),
-                                period_seconds=5,
-                                failure_threshold=3,
-                            ),
-                            env=env,
-                            security_context=container_security(settings),
-                            resources=container_resources(settings),
-                        )],
-                    ),
+                        max_skew=1, topology_key="kubernetes.io/hostname", when_unsatisfiable="ScheduleAnyway",
+                        label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector))]),
                 ),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[migration] if migration else None),

@@ -96,6 +96,7 @@ VALID = {
     **dict.fromkeys(["allowLiveUpdate", "allowMutableImage", "readOnlyRootFilesystem"],
                     st.sampled_from(["true", "false", "True", " false "])),
 }
+OTHER = {"blue": "green", "green": "blue"}
 ROLE_BASES = {
     "color": st.fixed_dictionaries(
         {"color": st.sampled_from(["blue", "green"]),
@@ -124,7 +125,7 @@ ROLE_BASES = {
             "retryAttempts": st.sampled_from(["0", "2", "10"]),
             "retryPerTryTimeout": st.sampled_from(["", "100ms"]),
             "retryOn": st.sampled_from(["connect-failure,refused-stream", "5xx,reset", "gateway-error"]),
-        }).map(lambda base: {**base, "test": ("green" if base["active"] == "blue" else "blue") if base["test"] else ""}),
+        }).map(lambda base: {**base, "test": OTHER[base["active"]] if base["test"] else ""}),
 }
 ROLES = sorted(ROLE_BASES)
 

@@ -196,7 +196,8 @@ def test_a_color_with_several_pods_gets_a_disruption_budget_over_exactly_its_pod
     assert_schema_valid(run)
     budget = run.one("PodDisruptionBudget")
     assert budget.k8s_name == "myapp-blue"
-    assert budget.inputs["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "myapp", "color": "blue"}}}
+    assert budget.inputs["spec"] == {"maxUnavailable": 1,
+                                     "selector": {"matchLabels": {"app": "myapp", "color": "blue"}}}
     pod_labels = run.one("Deployment").inputs["spec"]["template"]["metadata"]["labels"]
     assert budget.inputs["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 
