@@ -108,15 +108,24 @@ def reveal(value: Any) -> Any:
     return value
 
 
-def mask(value: Any) -> Any:
-    """The same data with every secret replaced by the placeholder."""
+def mask(value: Any, secret: bool = False) -> Any:
+    """The same data, keys sorted, with every leaf inside a secret as the placeholder.
+
+    The shape stays (a Secret's keys remain visible), so a masked manifest is still a valid object.
+    """
     if isinstance(value, SecretValue):
-        return SECRET_PLACEHOLDER
+        return mask(value.value, True)
     if isinstance(value, dict):
-        return {k: mask(v) for k, v in value.items()}
+        return {k: mask(value[k], secret) for k in sorted(value)}
     if isinstance(value, list):
-        return [mask(v) for v in value]
-    return value
+        return [mask(v, secret) for v in value]
+    return SECRET_PLACEHOLDER if secret else value
+
+
+def generated_name(logical_name: str) -> str:
+    """The name the mock provider gives an object declared without one, as pulumi-kubernetes does
+    (`<logical name>-<8 characters>`; the real suffix is random)."""
+    return f"{logical_name}-{hashlib.sha256(logical_name.encode()).hexdigest()[:8]}"
 
 
 def config_text(value: Any) -> str:
@@ -181,7 +190,7 @@ class _KubernetesMocks:
         metadata = dict(state.get("metadata") or {})
         if args.typ.startswith("kubernetes:") and not metadata.get("name"):
             # The provider names an unnamed object `<logical name>-<8 characters>`.
-            metadata["name"] = f"{args.name}-{hashlib.sha256(args.name.encode()).hexdigest()[:8]}"
+            metadata["name"] = generated_name(args.name)
             state["metadata"] = metadata
         if args.typ == "kubernetes:apps/v1:Deployment":
             replicas = int((state.get("spec") or {}).get("replicas", 1))

@@ -166,3 +166,20 @@ def describe_match(route: Mapping[str, Any]) -> Optional[str]:
             parts.append(f"path {kind} {value!r}")
         words.append(" and ".join(parts))
     return "requests with " + " or ".join(words)
+
+
+def request_for(match: Mapping[str, Any]) -> Optional[tuple[dict[str, str], str]]:
+    """Headers and path of a request that this match takes (the reverse of describe_match), or None when
+    it cannot be built from the match alone."""
+    if set(match) - {"name", "headers", "uri"}:
+        return None
+    headers = {}
+    for name, condition in (match.get("headers") or {}).items():
+        cookie = cookie_of_regex(condition.get("regex", "")) if name.lower() == "cookie" else None
+        value = str(cookie) if cookie else condition.get("exact", condition.get("prefix"))
+        if value is None:
+            return None
+        headers[name] = value
+    uri = match.get("uri", {"prefix": "/"})
+    path = uri.get("exact", uri.get("prefix"))
+    return (headers, path) if path is not None else None

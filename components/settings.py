@@ -206,8 +206,13 @@ class _Reader:
             value = self.defaults.get(key)
         return "" if value is None else str(value)
 
+    def given(self, key: str) -> Any:
+        """The value set for a number or a switch; unset or empty means the default."""
+        value = self.raw.get(key)
+        return self.defaults.get(key) if value is None or value == "" else value
+
     def integer(self, key: str, low: int, high: int, example: str) -> int:
-        value = self.raw.get(key, self.defaults.get(key))
+        value = self.given(key)
         try:
             number = int(str(value).strip())
         except ValueError:
@@ -217,7 +222,7 @@ class _Reader:
         return number
 
     def boolean(self, key: str) -> bool:
-        value = self.raw.get(key, self.defaults.get(key))
+        value = self.given(key)
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower()

@@ -19,7 +19,6 @@ printed); 2 bad usage.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import subprocess
@@ -39,8 +38,9 @@ import yaml  # noqa: E402
 from pulumi import RunError  # noqa: E402
 
 from components import settings as settings_module  # noqa: E402
-from components.offline import SECRET_PLACEHOLDER, ProgramRun, SecretValue, run_program, stack_file_config  # noqa: E402
-from components.routes import color_for, cookie_of_regex, describe_match, route_color  # noqa: E402
+from components.offline import (  # noqa: E402
+    SECRET_PLACEHOLDER, ProgramRun, SecretValue, generated_name, mask, reveal, run_program, stack_file_config)
+from components.routes import color_for, describe_match, request_for, route_color  # noqa: E402
 from components.settings import (  # noqa: E402
     COLORS, PROJECT, ColorSettings, RoutingSettings, SettingsError, parse_settings)
 
@@ -102,12 +102,12 @@ class StackPlan:
             return []
         result = []
         for declared in self.run.kubernetes_objects:
-            body = clean(declared.inputs)
+            body = mask(secret_only_where_needed(declared.inputs))
             metadata = body.pop("metadata", {})
             if not metadata.get("name"):
                 # Pulumi names it `<logical name>-<random>` at deploy time; the mock provider's name
                 # (components/offline.py), which the objects that refer to it use.
-                metadata["name"] = f"{declared.name}-{hashlib.sha256(declared.name.encode()).hexdigest()[:8]}"
+                metadata["name"] = generated_name(declared.name)
             result.append({"apiVersion": body.pop("apiVersion"), "kind": body.pop("kind"), "metadata": metadata,
                            **body})
         return sorted(result, key=object_key)  # the engine registers them concurrently: a stable order
@@ -320,17 +320,6 @@ def plan_stacks(configs: Mapping[str, StackConfig], live: Optional[Mapping[str, 
 # ---------------------------------------------------------------- what a plan shows
 
 
-def clean(value: Any, secret: bool = False) -> Any:
-    """Plain data with every secret leaf as [secret], keeping the shape (a Secret's keys stay visible)."""
-    if isinstance(value, SecretValue):
-        return clean(value.value, True)
-    if isinstance(value, dict):
-        return {key: clean(value[key], secret) for key in sorted(value)}
-    if isinstance(value, list):
-        return [clean(item, secret) for item in value]
-    return SECRET_PLACEHOLDER if secret else value
-
-
 def manifests(plan: Optional[StackPlan]) -> list[dict[str, Any]]:
     return plan.manifests if plan else []
 
@@ -346,28 +335,36 @@ def http_routes_of(plan: Optional[StackPlan]) -> list[dict[str, Any]]:
             for route in manifest.get("spec", {}).get("http", [])]
 
 
+def secret_only_where_needed(inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A VirtualService whose routes hold the test token is secret as a whole (Pulumi marks the whole
+    `spec`); here only the cookie regexes stay secret, so the plan still shows who reaches which color."""
+    spec = inputs.get("spec")
+    if inputs.get("kind") != "VirtualService" or not isinstance(spec, SecretValue):
+        return inputs
+    spec = reveal(spec)
+    for route in spec.get("http", []):
+        for match in route.get("match") or []:
+            cookie = (match.get("headers") or {}).get("cookie") or {}
+            if "regex" in cookie:
+                cookie["regex"] = SecretValue(cookie["regex"])
+    return {**inputs, "spec": spec}
+
+
+def match_words(route: Mapping[str, Any], plan: StackPlan) -> Optional[str]:
+    """describe_match's words; a secret cookie (the test token) is named, its value is not."""
+    for match in route.get("match") or []:
+        if (match.get("headers") or {}).get("cookie", {}).get("regex") == SECRET_PLACEHOLDER:
+            name = plan.settings.test_cookie.name if isinstance(plan.settings, RoutingSettings) else "?"
+            return f"requests with cookie {name}={SECRET_PLACEHOLDER} (the secret test token)"
+    return describe_match(route)
+
+
 def route_table(plan: StackPlan) -> list[dict[str, Any]]:
     rows = []
     for route in http_routes_of(plan):
         color = route_color(route)
-        rows.append({"match": describe_match(route), "color": color, "release": plan.releases.get(color)})
+        rows.append({"match": match_words(route, plan), "color": color, "release": plan.releases.get(color)})
     return rows
-
-
-def sample_request(match: Mapping[str, Any]) -> Optional[tuple[dict[str, str], str]]:
-    """Headers and path of a request that this match condition takes, or None when it cannot be built."""
-    if set(match) - {"name", "headers", "uri"}:
-        return None
-    headers = {}
-    for name, condition in (match.get("headers") or {}).items():
-        cookie = cookie_of_regex(condition.get("regex", "")) if name.lower() == "cookie" else None
-        value = str(cookie) if cookie else condition.get("exact", condition.get("prefix"))
-        if value is None:
-            return None
-        headers[name] = value
-    uri = match.get("uri", {"prefix": "/"})
-    path = uri.get("exact", uri.get("prefix"))
-    return (headers, path) if path is not None else None
 
 
 def request_changes(before: Optional[StackPlan], after: Optional[StackPlan]) -> list[dict[str, Any]]:
@@ -376,7 +373,7 @@ def request_changes(before: Optional[StackPlan], after: Optional[StackPlan]) -> 
     kinds: dict[Optional[str], tuple[dict[str, str], str]] = {}
     for route in old + new:
         for match in route.get("match") or []:
-            sample = sample_request(match)
+            sample = request_for(match)
             if sample is not None:
                 kinds.setdefault(describe_match({"match": [match]}), sample)
     kinds[None] = ({}, "/")  # everyone else: no cookie, no header
@@ -437,7 +434,7 @@ def stack_report(plan: StackPlan, before: Optional[StackPlan], base: Optional[st
         "error": plan.problem,
         "routes": route_table(plan),
         "objects": manifests(plan),
-        "outputs": clean(plan.outputs),
+        "outputs": mask(plan.outputs),
         "notes": plan.notes,
     }
     if base is not None:

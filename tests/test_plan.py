@@ -259,3 +259,24 @@ def test_base_says_when_the_programs_code_changed(project, capsys):
     (project / "components" / "workload.py").write_text("LIMITS = {'cpu': '1'}\n")
     code, report, _ = run_json(capsys, "--base", "HEAD")
     assert any("The program's code changed since HEAD" in note for note in report["notes"])
+
+
+def test_a_secret_test_token_keeps_the_route_table_readable_and_the_token_hidden(project, capsys, tmp_path_factory):
+    # With a token the program makes the VirtualService's whole spec secret; the plan still says who
+    # reaches which color, and only the cookie regex (which holds the token) stays masked.
+    write_stack(project, "routing", {"bluegreen:active": "blue", "bluegreen:test": "green",
+                                     "bluegreen:testToken": {"secure": "v1:ZW5jcnlwdGVkLXRva2Vu"}})
+    out = tmp_path_factory.mktemp("manifests")
+    code, report, _ = run_json(capsys, "--stack", "routing", "--out", str(out))
+    assert code == 0
+    assert report["stacks"]["routing"]["routes"] == [
+        {"match": "requests with cookie test=[secret] (the secret test token)", "color": "green",
+         "release": "v2.0.0"},
+        {"match": None, "color": "blue", "release": "v1.4.0"},
+    ]
+    http = virtual_service(report)["spec"]["http"]
+    assert http[0]["match"][0]["headers"]["cookie"]["regex"] == "[secret]"
+    assert [route["route"][0]["destination"]["subset"] for route in http] == ["green", "blue"]
+    manifest = yaml.safe_load((out / "routing-virtualservice-myapp-blue-green.yaml").read_text())
+    assert manifest["spec"]["http"][0]["match"][0]["headers"]["cookie"]["regex"] == "[secret]"
+    assert "undecrypted" not in json.dumps(report) and "ZW5jcnlwdGVk" not in json.dumps(report)

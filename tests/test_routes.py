@@ -4,7 +4,7 @@ import pytest
 
 from components.routes import (
     COLOR_HEADER, UnsupportedMatch, color_for, cookie_of_regex, cookie_regex, describe_match, http_routes,
-    select_route,
+    request_for, select_route,
 )
 from components.settings import Cookie, parse_settings
 
@@ -124,3 +124,11 @@ def test_what_the_evaluator_cannot_judge_is_refused_not_guessed():
         select_route([{"match": [{"queryParams": {"a": {"exact": "1"}}}]}], {})
     with pytest.raises(UnsupportedMatch, match="not valid RE2"):
         select_route([{"match": [{"headers": {"x": {"regex": "(?=a)"}}}]}], {"x": "a"})
+
+
+def test_a_request_built_from_a_match_takes_that_route():
+    test_route, default_route = http_routes(routing(test="green", testCookie="canary=yes"))
+    headers, path = request_for(test_route["match"][0])
+    assert headers == {"cookie": "canary=yes"} and path == "/"
+    assert select_route([test_route, default_route], headers, path) is test_route
+    assert request_for({"queryParams": {"a": {"exact": "1"}}}) is None

@@ -205,3 +205,8 @@ def test_migrate_command_is_split_like_a_shell_would():
     settings = parse_settings({**BLUE, "migrateCommand": "npm run migrate -- --schema 'my schema'"}, "blue")
     assert settings.migrate_command == ("npm", "run", "migrate", "--", "--schema", "my schema")
     assert "cannot be split" in refusal({**BLUE, "migrateCommand": "npm run 'migrate"})
+
+
+def test_an_empty_number_or_switch_means_its_default():
+    settings = parse_settings({**BLUE, "replicas": "", "port": "", "allowLiveUpdate": ""}, "blue")
+    assert (settings.replicas, settings.port, settings.allow_live_update) == (1, 3000, False)
