@@ -396,12 +396,28 @@ def _path(parent: str, key: str) -> str:
     return f"{parent}[{json.dumps(key)}]"
 
 
+def _named(items: list) -> Optional[dict[str, Any]]:
+    """A list of objects with distinct names, by name; None for any other list."""
+    names = [item.get("name") if isinstance(item, dict) else None for item in items]
+    if not items or None in names or len(set(names)) != len(names):
+        return None
+    return dict(zip(names, items))
+
+
 def field_changes(before: Any, after: Any, path: str = "") -> Iterator[dict[str, Any]]:
     """Every leaf that differs, as path, before, after (None where the field is absent)."""
     if isinstance(before, dict) and isinstance(after, dict):
         for key in sorted(set(before) | set(after)):
             yield from field_changes(before.get(key), after.get(key), _path(path, key))
     elif isinstance(before, list) and isinstance(after, list):
+        by_name = _named(before), _named(after)
+        if by_name[0] is not None and by_name[1] is not None:
+            # Routes, containers, env vars, subsets: matched by name, as Kubernetes merges them, so a
+            # route added in front of the others reads as one added route, not every route changed.
+            old, new = by_name
+            for name in [*old, *(n for n in new if n not in old)]:
+                yield from field_changes(old.get(name), new.get(name), f"{path}[{name}]")
+            return
         for index in range(max(len(before), len(after))):
             yield from field_changes(before[index] if index < len(before) else None,
                                      after[index] if index < len(after) else None, f"{path}[{index}]")
@@ -469,6 +485,8 @@ def value_words(value: Any) -> str:
         return "(none)"
     if isinstance(value, str) and value and value.strip() == value:
         return value
+    if isinstance(value, dict) and "name" in value:
+        return f"{value['name']} (a whole entry; the JSON output has its fields)"
     return json.dumps(value, sort_keys=True)
 
 

@@ -114,12 +114,12 @@ def test_base_shows_who_changes_color_and_the_changed_fields(project, capsys):
     ]
     [vs_change] = changes["objects"]
     assert (vs_change["change"], vs_change["kind"], vs_change["name"]) == ("changed", "VirtualService", "myapp-blue-green")
-    assert {"path": "spec.http[1].route[0].destination.subset", "before": "blue", "after": "green"} in vs_change["fields"]
+    assert {"path": "spec.http[myapp-default].route[0].destination.subset", "before": "blue", "after": "green"} in vs_change["fields"]
     assert all(not report["stacks"][color]["changes"]["objects"] for color in ("blue", "green"))
 
     code, text, _ = run(capsys, "--base", "HEAD", "--stack", "routing")
     assert "everyone else: blue (v1.4.0) → green (v2.0.0)" in text
-    assert "spec.http[1].route[0].destination.subset: blue → green" in text
+    assert "spec.http[myapp-default].route[0].destination.subset: blue → green" in text
 
 
 def test_base_lists_added_and_removed_objects(project, capsys):
@@ -280,3 +280,18 @@ def test_a_secret_test_token_keeps_the_route_table_readable_and_the_token_hidden
     manifest = yaml.safe_load((out / "routing-virtualservice-myapp-blue-green.yaml").read_text())
     assert manifest["spec"]["http"][0]["match"][0]["headers"]["cookie"]["regex"] == "[secret]"
     assert "undecrypted" not in json.dumps(report) and "ZW5jcnlwdGVk" not in json.dumps(report)
+
+
+def test_a_removed_test_route_reads_as_one_removed_route(project, capsys):
+    write_stack(project, "routing", {"bluegreen:active": "blue", "bluegreen:test": "green"})
+    commit(project)
+    write_stack(project, "routing", {"bluegreen:active": "green"})
+    code, report, _ = run_json(capsys, "--base", "HEAD", "--stack", "routing")
+    assert code == 0
+    [vs_change] = report["stacks"]["routing"]["changes"]["objects"]
+    paths = [field["path"] for field in vs_change["fields"]]
+    assert paths == ["spec.http[myapp-test]", "spec.http[myapp-default].headers.response.set.x-bluegreen-color",
+                     "spec.http[myapp-default].route[0].destination.subset"]
+    assert vs_change["fields"][0]["after"] is None and vs_change["fields"][0]["before"]["name"] == "myapp-test"
+    code, text, _ = run(capsys, "--base", "HEAD", "--stack", "routing")
+    assert "spec.http[myapp-test]: myapp-test (a whole entry; the JSON output has its fields) → (none)" in text
