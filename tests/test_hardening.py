@@ -353,17 +353,6 @@ def test_every_option_together_renders_schema_valid_objects():
 
 
 def test_a_routing_stack_file_with_an_encrypted_token_plans_offline(tmp_path):
-    # Offline, an encrypted value cannot be read; it must still plan, with the routes kept secret.
-    stack_file = tmp_path / "Pulumi.routing.yaml"
-    stack_file.write_text("config:\n  bluegreen:active: blue\n  bluegreen:test: green\n"
-                          "  bluegreen:testToken:\n    secure: v1:abc==\n")
-    config, secret_keys = stack_file_config(stack_file)
-    run = run_stack("routing", config, secret_keys, deployed())
-    assert run.error is None and run.warnings == []
-    assert isinstance(run.one("VirtualService").inputs["spec"], SecretValue)
-
-
-def test_a_routing_stack_file_with_an_encrypted_token_plans_offline(tmp_path):
     # Offline, an encrypted value cannot be read; the stack must still plan, its routes kept secret.
     stack_file = tmp_path / "Pulumi.routing.yaml"
     stack_file.write_text("config:\n  bluegreen:active: blue\n  bluegreen:test: green\n"
