@@ -321,6 +321,10 @@ def rollback(args: argparse.Namespace) -> int:
     back = other(state.active)
     target = require_ready(read_color(args, back), back)
     with ReleaseLock(args.routing_stack, back, target.release):
+        state = read_routing(args)  # again, under the lock: a release may have finished meanwhile
+        if state.active == back:
+            raise Failure(f"users are already on {back}: the routing changed since this rollback started; "
+                          f"`python scripts/release.py status` shows it")
         with Routing(args.routing_stack, state) as routing, step(f"send users back to {back}"):
             routing.set("active", back)
             if state.test == back:  # a test route to the color users are now on would be refused

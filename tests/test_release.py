@@ -262,7 +262,8 @@ def test_rollback_sends_users_back(world, capfd):
     code, _, err = run(capfd, "rollback")
     assert code == 0, err
     assert world.calls() == ["stack output --json -s routing", "stack output --json -s blue",
-                             *START[3:6], "config set active blue -s routing", UP, *UNLOCK]
+                             *START[3:6], "stack output --json -s routing", "config set active blue -s routing", UP,
+                             *UNLOCK]
     assert world.config() == INITIAL_CONFIG
     assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
     assert "users are on blue (release v1)" in err
@@ -272,8 +273,20 @@ def test_rollback_removes_a_test_route_to_the_color_it_goes_back_to(world, capfd
     route_to(world, "green", test="blue")  # left by a crashed promote of blue
     code, _, err = run(capfd, "rollback")
     assert code == 0, err
-    assert world.calls()[5:8] == ["config set active blue -s routing", "config rm test -s routing", UP]
+    assert world.calls()[6:9] == ["config set active blue -s routing", "config rm test -s routing", UP]
     assert world.config() == INITIAL_CONFIG
+
+
+def test_rollback_is_refused_when_the_routing_changed_before_it_held_the_lock(world, capfd):
+    route_to(world, "green")
+    # Another run flips users back to blue between this rollback's first read and its lock.
+    world.hook("stack output --json -s blue", patch={"routing": {"outputs": {"active": "blue"}}})
+    code, _, err = run(capfd, "rollback")
+    assert code == 1
+    assert world.calls() == ["stack output --json -s routing", "stack output --json -s blue", *START[3:6],
+                             "stack output --json -s routing", *UNLOCK]
+    assert world.config() == {**INITIAL_CONFIG, "routing": {"active": "green"}}  # nothing changed
+    assert "users are already on blue: the routing changed since this rollback started" in error_line(err)
 
 
 @pytest.mark.parametrize("outputs, problem", [
