@@ -69,6 +69,7 @@ class ProgramRun:
     outputs: dict[str, Any] = field(default_factory=dict)
     error: Optional[BaseException] = None
     warnings: list[str] = field(default_factory=list)
+    read: list[str] = field(default_factory=list)  # objects read from the cluster (never declared)
 
     def of_kind(self, kind: str) -> list[Declared]:
         return [r for r in self.resources if r.kind == kind]
@@ -173,10 +174,27 @@ def stack_file_config(path: Path) -> tuple[dict[str, str], frozenset[str]]:
 class _KubernetesMocks:
     """Stand-ins for the Kubernetes provider and StackReference reads, recording every registration."""
 
-    def __init__(self, stack_outputs: Mapping[str, Mapping[str, Any]], deployments_ready: bool):
+    def __init__(self, stack_outputs: Mapping[str, Mapping[str, Any]], deployments_ready: bool,
+                 live_deployments: Optional[Mapping[str, Mapping[str, Any]]]):
         self.stack_outputs = stack_outputs
         self.deployments_ready = deployments_ready
+        self.live_deployments = live_deployments or {}
         self.declared: list[Declared] = []
+        self.read: list[str] = []
+
+    def _live_deployment(self, object_id: str) -> dict[str, Any]:
+        """A Deployment read from the cluster: as `live_deployments` says, else as its color stack's
+        outputs say (the state `pulumi up` left); absent from both, it does not exist."""
+        name = object_id.rpartition("/")[2]
+        live = self.live_deployments.get(object_id)
+        if live is None:
+            live = next((reveal(o) for o in self.stack_outputs.values() if o.get("deployment") == name), None)
+        if live is None:
+            raise Exception(f"resource {object_id!r} does not exist")  # what the provider's read says
+        namespace = object_id.rpartition("/")[0] or "default"
+        return {"metadata": {"name": name, "namespace": namespace},
+                "spec": {"template": {"metadata": {"labels": {"release": live.get("release")}}}},
+                "status": {"readyReplicas": live.get("readyReplicas", 0)}}
 
     def new_resource(self, args):
         if args.typ == "pulumi:pulumi:StackReference":
@@ -185,6 +203,9 @@ class _KubernetesMocks:
             secret_names = [k for k, v in outputs.items() if isinstance(v, SecretValue)]
             outputs = reveal(outputs)
             return name, {"name": name, "outputs": outputs, "secretOutputNames": secret_names}
+        if args.custom is None and args.typ == "kubernetes:apps/v1:Deployment":  # a read, as Deployment.get
+            self.read.append(args.resource_id)
+            return args.resource_id, self._live_deployment(args.resource_id)
         self.declared.append(Declared(args.typ, args.name, unwrap_secrets(args.inputs)))
         state = dict(args.inputs)
         metadata = dict(state.get("metadata") or {})
@@ -213,16 +234,19 @@ class _Recorder(logging.Handler):
 
 def run_program(stack: str, config: Mapping[str, str], secret_keys: frozenset[str] = frozenset(),
                 stack_outputs: Optional[Mapping[str, Mapping[str, Any]]] = None,
-                deployments_ready: bool = True) -> ProgramRun:
+                deployments_ready: bool = True,
+                live_deployments: Optional[Mapping[str, Mapping[str, Any]]] = None) -> ProgramRun:
     """Run __main__.py for one stack under the mock engine.
 
     `config` holds this stack's keys without the `bluegreen:` prefix, as text the way the engine
-    passes them; `stack_outputs` maps a stack name to the outputs a StackReference to it reads.
+    passes them; `stack_outputs` maps a stack name to the outputs a StackReference to it reads;
+    `live_deployments` maps `namespace/name` to the `release` and `readyReplicas` the cluster has
+    (by default, what the color stacks' outputs say).
     """
     import pulumi
     from pulumi.runtime import mocks, rpc, settings as runtime_settings, stack as runtime_stack
 
-    mocks_impl = _KubernetesMocks(stack_outputs or {}, deployments_ready)
+    mocks_impl = _KubernetesMocks(stack_outputs or {}, deployments_ready, live_deployments)
     run = ProgramRun(stack)
 
     class Monitor(mocks.MockMonitor):
@@ -258,5 +282,6 @@ def run_program(stack: str, config: Mapping[str, str], secret_keys: frozenset[st
         loop.close()
         asyncio.set_event_loop(None)
     run.resources = mocks_impl.declared
+    run.read = mocks_impl.read
     run.warnings = recorder.messages
     return run

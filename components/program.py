@@ -6,14 +6,19 @@ asks the engine to change nothing.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 import pulumi
+import pulumi_kubernetes as k8s
 from pulumi.runtime import config as runtime_config
 
 from .destinations import ColorDestinations, ColorDestinationsArgs, route_object_name
 from .gateway import IngressGateway, IngressGatewayArgs, gateway_name
-from .guards import ColorState, GuardError, RoutingState, check_live_update, check_routing_targets
+from .guards import (
+    ColorState, GuardError, LiveDeployment, RoutingState, check_live_targets, check_live_update,
+    check_routing_targets,
+)
 from .routes import http_routes
 from .settings import PROJECT, TEST_TOKEN_FIX, ColorSettings, RoutingSettings, SettingsError, parse_settings
 from .virtualservice import BlueGreenRoutes, BlueGreenRoutesArgs
@@ -42,6 +47,28 @@ async def read_outputs(stack: str, names: Iterable[str]) -> dict[str, Any]:
         details = await reference.get_output_details(name)
         outputs[name] = details.value if details.value is not None else details.secret_value
     return outputs
+
+
+async def read_live_deployment(settings: RoutingSettings, color: str) -> LiveDeployment:
+    """A color's Deployment as the cluster has it now: read (never managed) by the routing stack."""
+    name = f"{settings.app}-{color}"
+    deployment = k8s.apps.v1.Deployment.get(f"{name}-live", f"{settings.namespace}/{name}")
+    spec, status = await pulumi.Output.all(deployment.spec, deployment.status).future()
+    labels = _field(spec, "template", "metadata", "labels") or {}
+    return LiveDeployment(name, labels.get("release"), int(_field(status, "readyReplicas") or 0))
+
+
+def _field(value: Any, *path: str) -> Any:
+    """A nested field of a read object, typed (snake_case attributes) or plain (camelCase keys)."""
+    for key in path:
+        if value is None:
+            return None
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+        if type(value) is dict:
+            value = value.get(key, value.get(snake))
+        else:
+            value = getattr(value, snake, None)
+    return value
 
 
 async def main() -> dict[str, Any]:
@@ -78,6 +105,8 @@ async def routing_stack(settings: RoutingSettings) -> dict[str, Any]:
         stack = settings.color_stacks[color]
         targets[color] = ColorState.from_outputs(stack, await read_outputs(stack, COLOR_OUTPUTS))
     check_routing_targets(settings, targets)
+    live = {color: await read_live_deployment(settings, color) for color in settings.routed_colors}
+    check_live_targets(settings, targets, live)
 
     if settings.test and settings.test_token_set:
         # The routes hold the token: computed inside the secret, so state and the plan show the spec as [secret].

@@ -20,28 +20,29 @@ GREEN_STACK = "organization/bluegreen/green"
 ROUTING_STACK = "organization/bluegreen/routing"
 
 
-def color_outputs(color: str, release: str, ready: int = 2) -> dict[str, Any]:
+def color_outputs(color: str, release: str, ready: int = 2, app: str = "myapp") -> dict[str, Any]:
     """What a deployed color stack exports (the design's output contract)."""
-    return {"color": color, "release": release, "image": f"registry.example.com/myapp:{release}",
-            "deployment": f"myapp-{color}", "replicas": max(ready, 1), "readyReplicas": ready}
+    return {"color": color, "release": release, "image": f"registry.example.com/{app}:{release}",
+            "deployment": f"{app}-{color}", "replicas": max(ready, 1), "readyReplicas": ready}
 
 
 def deployed(blue: Optional[str] = "v1.0.0", green: Optional[str] = "v1.1.0", blue_ready: int = 2,
-             green_ready: int = 2) -> dict[str, dict[str, Any]]:
-    """Stack outputs of both colors, deployed with these releases (None: never deployed)."""
+             green_ready: int = 2, app: str = "myapp") -> dict[str, dict[str, Any]]:
+    """Stack outputs of both colors of `app`, deployed with these releases (None: never deployed)."""
     outputs = {}
     if blue is not None:
-        outputs[BLUE_STACK] = color_outputs("blue", blue, blue_ready)
+        outputs[BLUE_STACK] = color_outputs("blue", blue, blue_ready, app)
     if green is not None:
-        outputs[GREEN_STACK] = color_outputs("green", green, green_ready)
+        outputs[GREEN_STACK] = color_outputs("green", green, green_ready, app)
     return outputs
 
 
 def run_stack(stack: str, config: Mapping[str, Any], secret_keys=frozenset(),
-              outputs: Optional[Mapping[str, Mapping[str, Any]]] = None, ready: bool = True) -> ProgramRun:
+              outputs: Optional[Mapping[str, Mapping[str, Any]]] = None, ready: bool = True,
+              live: Optional[Mapping[str, Mapping[str, Any]]] = None) -> ProgramRun:
     """Run the program for one stack; config values may be Python values (sent as Pulumi sends them)."""
     return run_program(stack, {k: config_text(v) for k, v in config.items()}, frozenset(secret_keys),
-                       outputs, ready)
+                       outputs, ready, live)
 
 
 def assert_schema_valid(run: ProgramRun) -> None:
@@ -56,5 +57,6 @@ def assert_schema_valid(run: ProgramRun) -> None:
 def routing_run():
     def run(outputs=None, **config) -> ProgramRun:
         config.setdefault("active", "blue")
-        return run_stack("routing", config, outputs=deployed() if outputs is None else outputs)
+        outputs = deployed(app=config.get("app", "myapp")) if outputs is None else outputs
+        return run_stack("routing", config, outputs=outputs)
     return run

@@ -151,9 +151,10 @@ def secret_keys_of(config) -> frozenset[str]:
 
 
 def stack_outputs(config):
-    """Both colors deployed and ready, under whatever stack names the config gives them."""
-    return {config.get("blueStack") or BLUE_STACK: color_outputs("blue", "v1.0.0"),
-            config.get("greenStack") or GREEN_STACK: color_outputs("green", "v1.1.0")}
+    """Both colors of the config's app deployed and ready, under whatever stack names the config gives them."""
+    app = config.get("app") or "myapp"
+    return {config.get("blueStack") or BLUE_STACK: color_outputs("blue", "v1.0.0", app=app),
+            config.get("greenStack") or GREEN_STACK: color_outputs("green", "v1.1.0", app=app)}
 
 
 def run(role, config):

@@ -40,7 +40,7 @@ def color_objects(**config) -> dict[str, dict]:
 
 
 def routing_objects(**config) -> list[dict]:
-    outputs = {f"organization/bluegreen/{c}": {**READY, "color": c} for c in ("blue", "green")}
+    outputs = {f"organization/bluegreen/{c}": {**READY, "color": c, "deployment": f"myapp-{c}"} for c in ("blue", "green")}
     run = run_program("routing", {"active": "blue", **config}, stack_outputs=outputs)
     assert run.error is None, run.error
     return [reveal(o.inputs) for o in run.kubernetes_objects]

@@ -290,3 +290,37 @@ def test_config_and_secret_keys_are_read_as_the_cli_passes_them(monkeypatch):
     assert run.error is None, run.error
     assert run.outputs["replicas"] == 3 and run.outputs["release"] == "v9"
     assert reveal(run.one("Secret").inputs["stringData"]) == {"DB_PASSWORD": SECRET}
+
+
+# --- the cluster itself is checked before a route changes (the tutorial's label check) -------------
+
+def test_the_routing_stack_reads_the_routed_deployments_and_declares_none(routing_run):
+    run = routing_run(test="green")
+    assert run.error is None
+    assert run.read == ["default/myapp-blue", "default/myapp-green"]
+    assert run.of_kind("Deployment") == []  # read, never managed: the color stacks own them
+    assert routing_run().read == ["default/myapp-blue"]  # only the colors someone is routed to
+
+
+def test_a_color_with_no_ready_pod_in_the_cluster_now_is_refused(routing_run):
+    # Its stack recorded 2 ready pods at its last update; the cluster has none now.
+    run = run_stack("routing", {"active": "blue", "test": "green"}, outputs=deployed(),
+                    live={"default/myapp-green": {"release": "v1.1.0", "readyReplicas": 0}})
+    assert_refused(run, "green (release v1.1.0) has no ready pod in the cluster now",
+                   "its stack recorded 2 at its last update", "testers would get errors",
+                   "kubectl rollout status deployment/myapp-green -n default", "pulumi config rm test -s routing")
+
+
+def test_a_deployment_changed_outside_pulumi_is_refused(routing_run):
+    run = run_stack("routing", {"active": "green"}, outputs=deployed(),
+                    live={"default/myapp-green": {"release": "hotfix-by-hand", "readyReplicas": 2}})
+    assert_refused(run, "the cluster's Deployment myapp-green in namespace default runs release 'hotfix-by-hand'",
+                   f"stack {GREEN_STACK} deployed 'v1.1.0'", "changed outside this program",
+                   f"pulumi up -s {GREEN_STACK}", "pulumi config set active blue -s routing")
+
+
+def test_a_color_stack_of_another_app_is_refused():
+    run = run_stack("routing", {"active": "blue", "app": "shop"}, outputs=deployed(app="myapp"))
+    assert_refused(run, f"stack {BLUE_STACK} deploys myapp-blue, but this routing stack routes app 'shop'",
+                   "pulumi config set blueStack")
+    assert run.read == []  # refused on the outputs, before reading the cluster
