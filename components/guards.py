@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from .settings import PROJECT, ColorSettings, RoutingSettings
+from .settings import PROJECT, ColorSettings, RoutingSettings, other_color
 
 
 class GuardError(RuntimeError):
@@ -59,8 +59,7 @@ class LiveDeployment:
 def _route_role(settings: RoutingSettings, color: str) -> tuple[str, str, str]:
     """Who a color is routed for, the key that routes them, and the command that stops routing them."""
     if color == settings.active:
-        other = "green" if color == "blue" else "blue"
-        return "users", "active", f"pulumi config set active {other} -s {settings.stack}"
+        return "users", "active", f"pulumi config set active {other_color(color)} -s {settings.stack}"
     return "testers", "test", f"pulumi config rm test -s {settings.stack}"
 
 
@@ -125,7 +124,7 @@ def check_live_update(settings: ColorSettings, routing: RoutingState) -> None:
     """
     if settings.allow_live_update or routing.active != settings.color:
         return
-    fix = (f"deploy the new release to the idle color ({'green' if settings.color == 'blue' else 'blue'}), "
+    fix = (f"deploy the new release to the idle color ({other_color(settings.color)}), "
            f"or, to change the live color on purpose: pulumi config set allowLiveUpdate true -s {settings.stack}")
     if routing.active_release is not None and routing.active_release != settings.release:
         raise GuardError(

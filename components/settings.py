@@ -88,6 +88,11 @@ RETRY_ON = ("5xx", "gateway-error", "reset", "reset-before-request", "connect-fa
             "unavailable")
 
 
+def other_color(color: str) -> str:
+    """The other of blue and green."""
+    return COLORS[1 - COLORS.index(color)]
+
+
 class SettingsError(ValueError):
     """A config value the program refuses; the message names the key, the value and the fix."""
 
@@ -468,9 +473,9 @@ def _routing_settings(reader: _Reader, app: str, namespace: str) -> RoutingSetti
     active = _color(reader, "active", "blue")
     test = reader.string("test") or None
     if test is not None:
-        test = _color(reader, "test", "green" if active == "blue" else "blue")
+        test = _color(reader, "test", other_color(active))
         if test == active:
-            other = "green" if active == "blue" else "blue"
+            other = other_color(active)
             raise reader.fail("test", test, f"it is also the active color ({PROJECT}:active), and users are on "
                               f"{active}: a release is never tested in the live color",
                               f"pulumi config set test {other} -s {reader.stack} (deploy the release there first), "

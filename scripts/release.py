@@ -30,7 +30,7 @@ if not __package__:  # run as a file: make the project's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from components.guards import ColorState, RoutingState  # noqa: E402
-from components.settings import COLORS, Cookie, parse_cookie, project_defaults  # noqa: E402
+from components.settings import COLORS, Cookie, other_color, parse_cookie, project_defaults  # noqa: E402
 from scripts import smoke_test  # noqa: E402
 from scripts._cli import EXIT_OK, Failure, log, result_line, run_main, step  # noqa: E402
 
@@ -39,10 +39,6 @@ LOCK_TAG = "bluegreen:release"
 # No preview: the routing program refuses a bad target before it declares anything, and the
 # flip is one VirtualService; the update prints what it changes.
 UP = ("up", "--yes", "--skip-preview")
-
-
-def other(color: str) -> str:
-    return COLORS[1 - COLORS.index(color)]
 
 
 # --- the Pulumi CLI ---------------------------------------------------------------------------
@@ -284,7 +280,7 @@ def promote(args: argparse.Namespace) -> int:
         state = read_routing(args)
         if state.active == color:
             raise Failure(f"{color} is already active (release {state.active_release}): nothing to promote. "
-                          f"A new release goes to the idle color, {other(color)}")
+                          f"A new release goes to the idle color, {other_color(color)}")
         users = state.active
         try:
             with Routing(args.routing_stack, state) as routing:
@@ -318,7 +314,7 @@ def promote(args: argparse.Namespace) -> int:
 
 def rollback(args: argparse.Namespace) -> int:
     state = read_routing(args)
-    back = other(state.active)
+    back = other_color(state.active)
     target = require_ready(read_color(args, back), back)
     with ReleaseLock(args.routing_stack, back, target.release):
         state = read_routing(args)  # again, under the lock: a release may have finished meanwhile
