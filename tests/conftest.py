@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -60,3 +61,37 @@ def routing_run():
         outputs = deployed(app=config.get("app", "myapp")) if outputs is None else outputs
         return run_stack("routing", config, outputs=outputs)
     return run
+
+
+# --- the e2e tier (tests/e2e): run against the sandbox, or left out with one line saying why ----------
+
+def e2e_unavailable(required_too: bool = False) -> Optional[str]:
+    """Why the e2e tier cannot run here, or None. BLUEGREEN_E2E=require turns a reason into a failure
+    (in tests/e2e/conftest.py), so CI cannot pass without the tier."""
+    if os.environ.get("BLUEGREEN_SANDBOX"):
+        return None
+    if os.environ.get("BLUEGREEN_E2E") == "require" and not required_too:
+        return None
+    from scripts import sandbox
+    try:
+        built = (sandbox.build_dir() / "complete.json").exists()
+    except sandbox.Failure as failure:
+        return f"e2e tier not run: {failure}"
+    return None if built else ("e2e tier not run: the sandbox is not built; "
+                               "`python scripts/sandbox.py build` builds it (once; about 30 minutes cold)")
+
+
+def pytest_collection_modifyitems(config, items):
+    e2e = [item for item in items if "e2e" in item.nodeid.split("/")]
+    for item in e2e:
+        item.add_marker(pytest.mark.e2e)
+        item.add_marker(pytest.mark.xdist_group("e2e"))  # one worker, one sandbox
+    if e2e and e2e_unavailable():
+        config.hook.pytest_deselected(items=e2e)
+        items[:] = [item for item in items if item not in e2e]
+
+
+def pytest_terminal_summary(terminalreporter):
+    reason = e2e_unavailable()
+    if reason:
+        terminalreporter.write_line(reason)

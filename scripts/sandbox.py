@@ -1,0 +1,542 @@
+#!/usr/bin/env python3
+"""The real engine and a local Kubernetes control plane, built from their published Go modules.
+
+  build                 build the pinned pieces into a cache outside the repo (a no-op when up to date)
+  up --env-file FILE    start the control plane on 127.0.0.1 and a Pulumi file backend; write
+                        `export NAME=value` lines to FILE (source it to use the sandbox)
+  down --env-file FILE  stop what `up` started and remove its state (harmless when repeated)
+
+Pieces: the Pulumi CLI and the Python language host, the pulumi-kubernetes provider, kube-apiserver,
+kube-controller-manager, kube-scheduler, kubectl, etcd and kwok, and Istio's CRDs. Their versions are
+pinned in one place each: the Go modules in sandbox/*/go.mod (checksums in go.sum), the Python
+packages they must match in requirements.txt. No container ever runs: kwok marks pods Running and
+Ready (and Job pods Succeeded) without running them.
+Exit status: 0 done, 1 failed (the message says why and what to run), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+if not __package__:  # run as a file: make the project's packages importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts._cli import EXIT_OK, Failure, log, run_main, step  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULES = ROOT / "sandbox"  # one Go module per group of pieces: the pins
+RECIPE = "3"  # bump when the build steps below change what they produce
+BUILD_TIMEOUT = 45 * 60  # seconds for one `go build`; a cold build of the largest piece takes ~15 min
+START_TIMEOUT = 60.0  # seconds for one component to become ready
+STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+NODE = "kwok-node-0"
+ADMIN = "bluegreen-admin"
+
+
+# --- pins -----------------------------------------------------------------------------------------
+
+def module_version(module: str, path: str) -> str:
+    """The version sandbox/<module>/go.mod requires of `path`."""
+    text = (MODULES / module / "go.mod").read_text()
+    found = re.search(rf"^\s*(?:require\s+)?{re.escape(path)}\s+(v\S+)", text, re.M)
+    if not found:
+        raise Failure(f"sandbox/{module}/go.mod does not require {path}")
+    return found.group(1)
+
+
+def python_pin(name: str) -> str:
+    """The version requirements.txt pins for a Python package."""
+    found = re.search(rf"^{re.escape(name)}==(\S+)", (ROOT / "requirements.txt").read_text(), re.M)
+    if not found:
+        raise Failure(f"requirements.txt pins no version of {name}")
+    return found.group(1)
+
+
+@dataclass(frozen=True)
+class Piece:
+    name: str
+    module: str  # folder under sandbox/
+    packages: tuple[str, ...]
+    ldflags: tuple[str, ...] = ()
+    tags: str = "osusergo,grpcnotrace"  # as Pulumi's release builds; kube builds with osusergo only
+
+
+def pieces() -> tuple[Piece, ...]:
+    """What `build` makes, with the version each binary reports, from the pins."""
+    cli = module_version("engine", "github.com/pulumi/pulumi/pkg/v3")
+    if cli != "v" + python_pin("pulumi"):
+        raise Failure(f"the Pulumi CLI (sandbox/engine/go.mod: pkg/v3 {cli}) and the Python pulumi package "
+                      f"(requirements.txt: {python_pin('pulumi')}) must be one version: bump both together")
+    kube = module_version("kube", "k8s.io/kubernetes")
+    major, minor = kube.lstrip("v").split(".")[:2]
+    sdk_version = "github.com/pulumi/pulumi/sdk/v3/go/common/version.Version"
+    return (
+        Piece("Pulumi CLI", "engine", ("github.com/pulumi/pulumi/pkg/v3/cmd/pulumi",), (f"-X {sdk_version}={cli}",)),
+        Piece("Python language host", "langhost", ("github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python",),
+              (f"-X {sdk_version}={module_version('langhost', 'github.com/pulumi/pulumi/sdk/v3')}",)),
+        Piece("pulumi-kubernetes provider", "provider", (".",),
+              ("-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version="
+               + python_pin("pulumi-kubernetes"),)),
+        Piece("control plane (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok)", "kube",
+              ("k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager",
+               "k8s.io/kubernetes/cmd/kube-scheduler", "k8s.io/kubernetes/cmd/kubectl", "sigs.k8s.io/kwok/cmd/kwok",
+               "./etcd"),
+              tuple(f"-X k8s.io/component-base/version.{name}={value}"
+                    for name, value in (("gitVersion", kube), ("gitMajor", major), ("gitMinor", minor))),
+              tags="osusergo"),
+    )
+
+
+# --- the build ------------------------------------------------------------------------------------
+
+def cache_root() -> Path:
+    if os.environ.get("BLUEGREEN_SANDBOX_CACHE"):
+        return Path(os.environ["BLUEGREEN_SANDBOX_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bluegreen-sandbox"
+
+
+def go_env() -> dict[str, str]:
+    """The Go toolchain as the build uses it: the machine's own Go, static binaries, go.sum enforced."""
+    return {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly -buildvcs=false"}
+
+
+def go(args: Sequence[str], cwd: Path, timeout: float = 600) -> str:
+    try:
+        done = subprocess.run(["go", *args], cwd=cwd, env=go_env(), text=True, stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=timeout)
+    except FileNotFoundError:
+        raise Failure("go is not on PATH: the sandbox is built with Go (1.26 or newer) and its module proxy") from None
+    except subprocess.TimeoutExpired:
+        raise Failure(f"`go {' '.join(args[:2])}` in {cwd} did not finish in {timeout:.0f}s") from None
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise Failure(f"`go {shlex.join(args)}` in {cwd.relative_to(ROOT) if ROOT in cwd.parents else cwd} "
+                      f"failed:\n{tail}")
+    return done.stdout
+
+
+def build_key() -> str:
+    """What the build depends on: the modules' files, the Python pins, this recipe and the Go version."""
+    digest = hashlib.sha256(RECIPE.encode())
+    for path in sorted(MODULES.rglob("*")):
+        if path.is_file() and (path.suffix in (".go", ".mod", ".sum")):
+            digest.update(str(path.relative_to(MODULES)).encode() + b"\0" + path.read_bytes())
+    digest.update(f"pulumi=={python_pin('pulumi')} pulumi-kubernetes=={python_pin('pulumi-kubernetes')}".encode())
+    digest.update(go(["version"], ROOT, timeout=60).encode())
+    return digest.hexdigest()[:16]
+
+
+def build_dir() -> Path:
+    return cache_root() / build_key()
+
+
+def module_dir(module: str, path: str) -> Path:
+    """Where the Go module cache holds `path` at the version sandbox/<module> requires (downloading it)."""
+    info = json.loads(go(["mod", "download", "-json", path], MODULES / module))
+    if info.get("Error") or not info.get("Dir"):
+        raise Failure(f"cannot download {path} for sandbox/{module}: {info.get('Error')}")
+    return Path(info["Dir"])
+
+
+def prepare_provider(work: Path) -> Path:
+    """A copy of sandbox/provider with the two files its main embeds, made as the provider's
+    `go generate` makes them: the schema with its version set, and the Terraform mapping, compacted."""
+    source = work / "provider-src"
+    shutil.rmtree(source, ignore_errors=True)
+    shutil.copytree(MODULES / "provider", source)
+    cmd = module_dir("provider", "github.com/pulumi/pulumi-kubernetes/provider/v4") / "cmd" / "pulumi-resource-kubernetes"
+    schema = json.loads((cmd / "schema.json").read_text())
+    schema["version"] = python_pin("pulumi-kubernetes")
+    (source / "schema-embed.json").write_text(json.dumps(schema, separators=(",", ":")))
+    mapping = json.loads((cmd / "terraform-mapping.json").read_text())
+    (source / "terraform-mapping-embed.json").write_text(json.dumps(mapping, separators=(",", ":")))
+    return source
+
+
+def copy_assets(bin_dir: Path, share: Path) -> None:
+    """The files that are not Go binaries: the language host's executor script (from the sdk/v3
+    module at the CLI's version, matching the Python SDK), kwok's stage configs, Istio's CRDs."""
+    sdk = module_dir("engine", "github.com/pulumi/pulumi/sdk/v3")
+    executor = bin_dir / "pulumi-language-python-exec"
+    shutil.copyfile(sdk / "python" / "cmd" / "pulumi-language-python-exec", executor)
+    executor.chmod(0o755)
+    kwok = module_dir("kube", "sigs.k8s.io/kwok") / "kustomize" / "stage"
+    stages = [kwok / "node" / "fast" / "node-initialize.yaml", kwok / "node" / "heartbeat" / "node-heartbeat.yaml",
+              *(kwok / "pod" / "fast" / f"pod-{name}.yaml" for name in ("ready", "complete", "delete"))]
+    (share / "kwok-stages.yaml").write_text("\n---\n".join(path.read_text().strip() for path in stages) + "\n")
+    istio = module_dir("assets", "istio.io/api") / "kubernetes" / "customresourcedefinitions.gen.yaml"
+    shutil.copyfile(istio, share / "istio-crds.yaml")
+
+
+def build(args: argparse.Namespace) -> int:
+    target = build_dir()
+    done_file = target / "complete.json"
+    if done_file.exists():
+        log(f"ok   sandbox build is up to date: {target}")
+        return EXIT_OK
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=ensure_dir(cache_root())))
+    bin_dir, share = ensure_dir(work / "bin"), ensure_dir(work / "share")
+    try:
+        for piece in pieces():
+            log(f"...  build {piece.name} (sandbox/{piece.module})")
+            with step(f"build {piece.name}"):
+                cwd = prepare_provider(work) if piece.module == "provider" else MODULES / piece.module
+                out = bin_dir / "pulumi-resource-kubernetes" if piece.module == "provider" else bin_dir
+                go(["build", "-trimpath", "-tags", piece.tags, "-ldflags",
+                    " ".join(("-s", "-w", *piece.ldflags)), "-o", f"{out}{'' if out != bin_dir else os.sep}",
+                    *piece.packages], cwd, timeout=BUILD_TIMEOUT)
+        with step("copy the language host's executor, kwok's stages and Istio's CRDs"):
+            copy_assets(bin_dir, share)
+        shutil.rmtree(work / "provider-src", ignore_errors=True)
+        (work / "complete.json").write_text(json.dumps({"binaries": sorted(p.name for p in bin_dir.iterdir())}))
+        shutil.rmtree(target, ignore_errors=True)
+        work.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"ok   sandbox built: {target}")
+    return EXIT_OK
+
+
+def ensure_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --- the running sandbox --------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def make_certificates(pki: Path) -> None:
+    """A CA, the API server's serving certificate for 127.0.0.1, and the service-account signing key."""
+    from datetime import datetime, timedelta, timezone
+    from ipaddress import ip_address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def write_key(key, name: str) -> None:
+        (pki / name).write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()))
+
+    def certificate(subject: str, key, issuer_name, issuer_key, ca: bool, sans=()) -> x509.Certificate:
+        now = datetime.now(timezone.utc)
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                   .issuer_name(issuer_name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=7))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bluegreen-sandbox-ca")])
+    ca = certificate("bluegreen-sandbox-ca", ca_key, ca_name, ca_key, ca=True)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = certificate("kube-apiserver", server_key, ca_name, ca_key, ca=False,
+                         sans=(x509.DNSName("localhost"), x509.IPAddress(ip_address("127.0.0.1")),
+                               x509.DNSName("kubernetes.default.svc")))
+    (pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (pki / "apiserver.crt").write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    write_key(server_key, "apiserver.key")
+    service_accounts = ec.generate_private_key(ec.SECP256R1())
+    write_key(service_accounts, "sa.key")
+    (pki / "sa.pub").write_bytes(service_accounts.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+class Sandbox:
+    """The folder of one running sandbox: pki/, logs/, pids/, etcd data, the Pulumi backend."""
+
+    def __init__(self, folder: Path, bin_dir: Path):
+        self.folder, self.bin = folder, bin_dir
+        self.logs, self.pids, self.pki = (ensure_dir(folder / name) for name in ("logs", "pids", "pki"))
+        self.kubeconfig = folder / "kubeconfig"
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen:
+        """One component, in its own session (so it outlives this script), logging to logs/NAME.log."""
+        with open(self.logs / f"{name}.log", "wb") as out:
+            process = subprocess.Popen([str(self.bin / argv[0]), *argv[1:]], stdin=subprocess.DEVNULL, stdout=out,
+                                       stderr=subprocess.STDOUT, start_new_session=True, cwd=self.folder)
+        (self.pids / f"{name}.pid").write_text(str(process.pid))
+        self.processes[name] = process
+        return process
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        path = self.logs / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(f"    {line}" for line in text.strip().splitlines()[-lines:])
+
+    def wait(self, name: str, what: str, ready: Callable[[], bool], timeout: float = START_TIMEOUT) -> None:
+        """Until `ready()`; fails with the component's log tail when it exits or the time runs out."""
+        deadline = time.monotonic() + timeout
+        process = self.processes.get(name)
+        while True:
+            if process is not None and process.poll() is not None:
+                raise Failure(f"{name} exited ({process.returncode}) before {what}; the end of "
+                              f"{self.logs / (name + '.log')}:\n{self.log_tail(name)}")
+            try:
+                if ready():
+                    return
+            except (OSError, subprocess.SubprocessError):
+                pass
+            if time.monotonic() > deadline:
+                raise Failure(f"{name}: no {what} after {timeout:.0f}s; the end of "
+                              f"{self.logs / (name + '.log')}:\n{self.log_tail(name)}")
+            time.sleep(0.2)
+
+    def kubectl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.bin / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args], text=True,
+                              capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def stop_recorded(folder: Path) -> list[str]:
+    """Stop every process recorded in folder/pids (SIGTERM, then SIGKILL): the names stopped."""
+    stopped = []
+    pids = folder / "pids"
+    for pid_file in sorted(pids.glob("*.pid")) if pids.is_dir() else ():
+        try:
+            pid = int(pid_file.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (ValueError, OSError):
+            continue  # gone already
+        if str(folder).encode() not in cmdline and b"bluegreen-sandbox" not in cmdline:
+            continue  # the PID was reused by another process: not ours
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() and not _zombie(pid):
+            time.sleep(0.1)
+        if Path(f"/proc/{pid}").exists() and not _zombie(pid):
+            os.killpg(pid, signal.SIGKILL)
+        stopped.append(pid_file.stem)
+    return stopped
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
+def write_kubeconfig(sandbox: Sandbox, port: int, token: str) -> None:
+    sandbox.kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "bluegreen-sandbox",
+        "clusters": [{"name": "bluegreen-sandbox", "cluster": {
+            "server": f"https://127.0.0.1:{port}", "certificate-authority": str(sandbox.pki / "ca.crt")}}],
+        "users": [{"name": ADMIN, "user": {"token": token}}],
+        "contexts": [{"name": "bluegreen-sandbox", "context": {"cluster": "bluegreen-sandbox", "user": ADMIN}}],
+    }, indent=2))
+    sandbox.kubeconfig.chmod(0o600)
+
+
+def api_ready(sandbox: Sandbox, port: int, token: str) -> Callable[[], bool]:
+    context = ssl.create_default_context(cafile=str(sandbox.pki / "ca.crt"))
+    request = urllib.request.Request(f"https://127.0.0.1:{port}/readyz", headers={"Authorization": f"Bearer {token}"})
+
+    def ready() -> bool:
+        with urllib.request.urlopen(request, timeout=2, context=context) as answer:
+            return answer.status == 200
+    return ready
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    def ready() -> bool:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return answer.status == 200
+    return ready
+
+
+def start_control_plane(sandbox: Sandbox, share: Path) -> None:
+    etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+    with step("start etcd"):
+        sandbox.start("etcd", [
+            "etcd", "--name", "sandbox", "--data-dir", str(sandbox.folder / "etcd"),
+            "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+            "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+            "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+            "--initial-cluster", f"sandbox=http://127.0.0.1:{peer_port}",
+            "--unsafe-no-fsync", "--log-level", "warn"])
+        sandbox.wait("etcd", "health", http_ok(f"http://127.0.0.1:{etcd_port}/health"))
+
+    token = secrets.token_hex(24)
+    (sandbox.pki / "tokens.csv").write_text(f'{token},{ADMIN},{ADMIN},"system:masters"\n')
+    write_kubeconfig(sandbox, api_port, token)
+    with step("start kube-apiserver"):
+        pki = sandbox.pki
+        sandbox.start("kube-apiserver", [
+            "kube-apiserver", "--etcd-servers", f"http://127.0.0.1:{etcd_port}",
+            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", str(api_port),
+            "--tls-cert-file", str(pki / "apiserver.crt"), "--tls-private-key-file", str(pki / "apiserver.key"),
+            "--client-ca-file", str(pki / "ca.crt"), "--token-auth-file", str(pki / "tokens.csv"),
+            "--authorization-mode", "RBAC", "--service-cluster-ip-range", "10.96.0.0/16",
+            "--service-account-issuer", "https://kubernetes.default.svc",
+            "--service-account-key-file", str(pki / "sa.pub"),
+            "--service-account-signing-key-file", str(pki / "sa.key"),
+            "--enable-priority-and-fairness=false", "--endpoint-reconciler-type", "none"])
+        sandbox.wait("kube-apiserver", "/readyz", api_ready(sandbox, api_port, token))
+
+    kubeconfig = str(sandbox.kubeconfig)
+    with step("start kube-controller-manager, kube-scheduler and kwok"):
+        sandbox.start("kube-controller-manager", [
+            "kube-controller-manager", "--kubeconfig", kubeconfig, "--authentication-kubeconfig", kubeconfig,
+            "--authorization-kubeconfig", kubeconfig, "--leader-elect=false",
+            "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
+            "--service-account-private-key-file", str(sandbox.pki / "sa.key"),
+            "--root-ca-file", str(sandbox.pki / "ca.crt"), "--controllers", "*,-nodeipam"])
+        sandbox.start("kube-scheduler", [
+            "kube-scheduler", "--kubeconfig", kubeconfig, "--authentication-kubeconfig", kubeconfig,
+            "--authorization-kubeconfig", kubeconfig, "--leader-elect=false",
+            "--bind-address", "127.0.0.1", "--secure-port", str(free_port())])
+        sandbox.start("kwok", [
+            "kwok", "--kubeconfig", kubeconfig, "--config", str(share / "kwok-stages.yaml"),
+            "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
+            "--node-ip", "127.0.0.1", "--cidr", "10.244.0.1/16", "--server-address", f"127.0.0.1:{free_port()}"])
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": {
+            "name": NODE, "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux", "type": "kwok"}}}
+        (sandbox.folder / "node.json").write_text(json.dumps(node))
+        created = sandbox.kubectl("apply", "-f", str(sandbox.folder / "node.json"))
+        if created.returncode != 0:
+            raise Failure(f"could not create node {NODE}: {created.stderr.strip()}")
+        # Ready, and schedulable: the node lifecycle controller lifts the not-ready taint once kwok reports it Ready.
+        sandbox.wait("kwok", f"node {NODE} Ready and untainted", lambda: sandbox.kubectl(
+            "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}/{.spec.taints}"
+        ).stdout == "True/")
+        sandbox.wait("kube-controller-manager", "ServiceAccount default/default",
+                     lambda: sandbox.kubectl("get", "serviceaccount", "default", "-n", "default").returncode == 0)
+
+    with step("install Istio's CRDs"):
+        crds = str(share / "istio-crds.yaml")
+        applied = sandbox.kubectl("apply", "--server-side", "-f", crds, timeout=120)
+        if applied.returncode != 0:
+            raise Failure(f"kubectl apply of Istio's CRDs failed: {applied.stderr.strip()[-500:]}")
+        established = sandbox.kubectl("wait", "--for", "condition=Established", "--timeout", "60s", "-f", crds,
+                                      timeout=90)
+        if established.returncode != 0:
+            raise Failure(f"Istio's CRDs were not Established: {established.stderr.strip()[-500:]}")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            words = shlex.split(line, comments=True)
+            if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+                name, _, value = words[1].partition("=")
+                values[name] = value
+    return values
+
+
+def up(args: argparse.Namespace) -> int:
+    env_file = Path(args.env_file)
+    running = read_env_file(env_file).get("BLUEGREEN_SANDBOX")
+    if running and Path(running).is_dir():
+        raise Failure(f"{env_file} already names a sandbox ({running}): run "
+                      f"`python scripts/sandbox.py down --env-file {env_file}` first")
+    target = build_dir()
+    if not (target / "complete.json").exists():
+        raise Failure(f"the sandbox is not built (no {target}): run `python scripts/sandbox.py build`")
+    folder = Path(tempfile.mkdtemp(prefix="bluegreen-sandbox-"))
+    sandbox = Sandbox(folder, target / "bin")
+    try:
+        with step("make certificates, tokens and the Pulumi backend"):
+            make_certificates(sandbox.pki)
+            backend = ensure_dir(folder / "pulumi-state")
+            passphrase = secrets.token_hex(16)
+            (folder / "passphrase").write_text(passphrase)
+        start_control_plane(sandbox, target / "share")
+        env = {
+            "PATH": f"{sandbox.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            "KUBECONFIG": str(sandbox.kubeconfig),
+            "PULUMI_BACKEND_URL": f"file://{backend}",
+            "PULUMI_CONFIG_PASSPHRASE": passphrase,
+            "PULUMI_HOME": str(ensure_dir(folder / "pulumi-home")),
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "BLUEGREEN_SANDBOX": str(folder),
+        }
+        env_file.write_text("".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items()))
+        env_file.chmod(0o600)
+    except BaseException:
+        stop_recorded(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        log("the sandbox did not start: every component it started is stopped again")
+        raise
+    log(f"ok   sandbox up in {folder}: source {env_file} to use it; "
+        f"`python scripts/sandbox.py down --env-file {env_file}` stops it")
+    return EXIT_OK
+
+
+def down(args: argparse.Namespace) -> int:
+    env_file = Path(args.env_file)
+    folder = read_env_file(env_file).get("BLUEGREEN_SANDBOX")
+    if not folder or not Path(folder).is_dir():
+        log(f"ok   no sandbox running for {env_file}")
+        env_file.unlink(missing_ok=True)
+        return EXIT_OK
+    with step(f"stop the sandbox in {folder}"):
+        stopped = stop_recorded(Path(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+        env_file.unlink(missing_ok=True)
+    log(f"ok   stopped {', '.join(stopped) or 'nothing (no process was still running)'}; state removed")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sandbox.py", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Exit status: 0 done, 1 failed, 2 bad usage.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = commands.add_parser("build", help="build the pinned pieces into the cache (a no-op when up to date)")
+    sub.set_defaults(handler=build)
+    for name, handler, text in (("up", up, "start the sandbox; write its environment to FILE"),
+                                ("down", down, "stop the sandbox named in FILE and remove its state")):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("--env-file", required=True, metavar="FILE", help="the file of `export NAME=value` lines")
+        sub.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupted)  # a CI that cancels us gets the same clean-up as Ctrl-C
+    return args.handler(args)
+
+
+def _interrupted(signum: int, frame) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

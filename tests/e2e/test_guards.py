@@ -1,0 +1,121 @@
+"""Every guard through the real engine: a non-zero exit, the message, and nothing changed, neither in
+the cluster nor in the stack's state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from e2e.sandbox_project import Project, make_project
+
+
+@pytest.fixture(scope="module")
+def released(sandbox_env, tmp_path_factory) -> Project:
+    """Blue live on v1.0.0, green deployed (v1.1.0), no test route; one replica each, to stay quick."""
+    project = make_project(tmp_path_factory.mktemp("guards") / "project", sandbox_env)
+    project.init_stacks("blue", "green", "routing", "empty")
+    for color in ("blue", "green"):
+        project.pulumi("config", "set", "replicas", "1", "-s", color)
+        project.up(color)
+    project.up("routing")
+    return project
+
+
+def state(project: Project) -> tuple[dict, dict]:
+    """The cluster's objects (with resourceVersions) and every stack's resources, for before/after."""
+    stacks = {stack: json.dumps(project.export(stack)["deployment"].get("resources"), sort_keys=True)
+              for stack in ("blue", "green", "routing")}
+    return project.objects(), stacks
+
+
+def refused(project: Project, stack: str, *messages: str) -> str:
+    """`pulumi up` fails with these words in its output, and changes nothing."""
+    before = state(project)
+    run = project.up(stack, check=False)
+    assert run.code != 0, run.output
+    for message in messages:
+        assert message in run.output, run.output
+    assert "Traceback" not in run.output
+    assert state(project) == before
+    return run.output
+
+
+def with_config(project: Project, stack: str, **config):
+    """Set config for one refused update, then put the stack file back as it was."""
+    class Scope:
+        def __enter__(self):
+            self.file = project.folder / f"Pulumi.{stack}.yaml"
+            self.text = self.file.read_text()
+            for key, value in config.items():
+                if value is None:
+                    project.pulumi("config", "rm", key, "-s", stack)
+                else:
+                    project.pulumi("config", "set", key, value, "-s", stack)
+
+        def __exit__(self, *exc):
+            self.file.write_text(self.text)
+    return Scope()
+
+
+def test_a_stack_with_both_roles_is_refused(released):
+    with with_config(released, "blue", active="blue"):
+        refused(released, "blue", "bluegreen:color", "bluegreen:active")
+
+
+def test_test_equal_to_active_is_refused(released):
+    with with_config(released, "routing", test="blue"):
+        refused(released, "routing", "bluegreen:test", "blue")
+
+
+def test_routing_to_a_color_whose_stack_has_nothing_deployed_is_refused(released):
+    with with_config(released, "routing", active="green", greenStack="organization/bluegreen/empty"):
+        refused(released, "routing", "has no deployed green workload", "pulumi up -s organization/bluegreen/empty")
+
+
+def test_routing_to_a_stack_of_the_other_color_is_refused(released):
+    with with_config(released, "routing", test="green", greenStack="organization/bluegreen/blue"):
+        refused(released, "routing", "deploys 'blue', not 'green'")
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("image", None, "bluegreen:image"),
+    ("image", "Not An Image", "bluegreen:image"),
+    ("replicas", "-1", "bluegreen:replicas"),
+    ("port", "70000", "bluegreen:port"),
+])
+def test_bad_color_config_is_refused_naming_the_key(released, key, value, words):
+    with with_config(released, "green", **{key: value}):
+        refused(released, "green", words)
+
+
+def test_changing_the_live_colors_release_is_refused(released):
+    with with_config(released, "blue", image="docker.io/example/myapp:v9.9.9"):
+        refused(released, "blue", "blue is the live color", "v9.9.9", "allowLiveUpdate")
+
+
+def test_a_color_scaled_to_zero_by_hand_is_refused_as_a_test_target(released):
+    released.kubectl("scale", "deployment", "myapp-green", "--replicas=0", "-n", released.namespace)
+    released.kubectl("wait", "--for=delete", "pod", "-l", "app=myapp,color=green", "-n", released.namespace,
+                     "--timeout=60s")
+    try:
+        with with_config(released, "routing", test="green"):
+            refused(released, "routing", "green (release v1.1.0) has no ready pod in the cluster now")
+    finally:
+        released.kubectl("scale", "deployment", "myapp-green", "--replicas=1", "-n", released.namespace)
+        released.kubectl("rollout", "status", "deployment/myapp-green", "-n", released.namespace, "--timeout=60s")
+
+
+def test_a_hand_edited_release_label_is_refused_and_the_fix_it_names_works(released):
+    patch = json.dumps({"spec": {"template": {"metadata": {"labels": {"release": "hand-edit"}}}}})
+    released.kubectl("patch", "deployment", "myapp-green", "-n", released.namespace, "-p", patch)
+    released.kubectl("rollout", "status", "deployment/myapp-green", "-n", released.namespace, "--timeout=60s")
+    with with_config(released, "routing", test="green"):
+        output = refused(released, "routing", "runs release 'hand-edit'", "deployed 'v1.1.0'")
+        fix = next(part for part in output.split("Fix: ")[1].split(", or ")[0].split(" (")[:1])
+        assert fix.startswith("pulumi up")
+        released.pulumi(*fix.split()[1:])
+        released.kubectl("rollout", "status", "deployment/myapp-green", "-n", released.namespace, "--timeout=60s")
+        released.up("routing")  # the fix worked: the label check passes and testers reach green
+    assert released.get("deployment", "myapp-green")["spec"]["template"]["metadata"]["labels"]["release"] == "v1.1.0"
+    released.up("routing")
