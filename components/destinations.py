@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .gateway import ISTIO_NETWORKING
+from .metadata import owned_metadata
 from .settings import COLORS
 
 SERVICE_PORT = 3000
@@ -36,7 +37,7 @@ class ColorDestinations(pulumi.ComponentResource):
         labels = {"app": args.app}
         service = k8s.core.v1.Service(
             args.app,
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.app, namespace=args.namespace, labels=labels),
+            metadata=owned_metadata(args.app, args.namespace, labels),
             spec=k8s.core.v1.ServiceSpecArgs(
                 selector=labels,  # app only: both colors are endpoints; the subsets tell them apart
                 # targetPort by name, so each color may listen on its own container port.
@@ -49,8 +50,7 @@ class ColorDestinations(pulumi.ComponentResource):
             route_object_name(args.app),
             api_version=ISTIO_NETWORKING,
             kind="DestinationRule",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=route_object_name(args.app), namespace=args.namespace, labels=labels),
+            metadata=owned_metadata(route_object_name(args.app), args.namespace, labels),
             spec={
                 "host": args.app,
                 "subsets": [{"name": color, "labels": {"color": color}} for color in COLORS],

@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .metadata import owned_metadata
 from .settings import Tls
 
 ISTIO_NETWORKING = "networking.istio.io/v1"
@@ -45,8 +46,7 @@ class IngressGateway(pulumi.ComponentResource):
             gateway_name(args.app),
             api_version=ISTIO_NETWORKING,
             kind="Gateway",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=gateway_name(args.app), namespace=args.namespace, labels={"app": args.app}),
+            metadata=owned_metadata(gateway_name(args.app), args.namespace, {"app": args.app}),
             spec={"selector": {"istio": "ingressgateway"}, "servers": gateway_servers(args.hosts, args.tls)},
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -106,7 +106,8 @@ def check_live_targets(settings: RoutingSettings, targets: Mapping[str, ColorSta
             raise GuardError(
                 f"the cluster's {where} runs release {now.release!r}, but stack {state.stack} deployed "
                 f"{state.release!r}: it was changed outside this program, so what {who} would reach is not what "
-                f"was released. Fix: pulumi up -s {state.stack} (or pulumi refresh -s {state.stack} to look), "
+                f"was released. Fix: pulumi up --refresh -s {state.stack} (a plain up compares with its state, which "
+                f"still holds {state.release!r}, and changes nothing), "
                 f"or {back}"
             )
         if now.ready_replicas < 1:

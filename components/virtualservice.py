@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .gateway import ISTIO_NETWORKING
+from .metadata import owned_metadata
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class BlueGreenRoutes(pulumi.ComponentResource):
             args.name,
             api_version=ISTIO_NETWORKING,
             kind="VirtualService",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=args.namespace, labels={"app": args.app}),
+            metadata=owned_metadata(args.name, args.namespace, {"app": args.app}),
             spec={"hosts": list(args.hosts), "gateways": [args.gateway], "http": args.http},
             # Subsets first: a route to a subset Istio does not know yet answers 503.
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),

@@ -8,6 +8,7 @@ from typing import Any, Mapping, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .metadata import owned_metadata
 from .settings import ColorSettings, env_value_text
 
 
@@ -55,8 +56,7 @@ class ColorWorkload(pulumi.ComponentResource):
         selector = {"app": settings.app, "color": settings.color}
         deployment = k8s.apps.v1.Deployment(
             settings.deployment_name,
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=settings.deployment_name, namespace=settings.namespace, labels=labels),
+            metadata=owned_metadata(settings.deployment_name, settings.namespace, labels),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=settings.replicas,
                 # Never the release: the selector is immutable, so a new release must not change it.
@@ -93,8 +93,7 @@ class ColorWorkload(pulumi.ComponentResource):
             # Voluntary evictions (node drains, upgrades) take one pod of the color at a time.
             k8s.policy.v1.PodDisruptionBudget(
                 settings.deployment_name,
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=settings.deployment_name, namespace=settings.namespace, labels=selector),
+                metadata=owned_metadata(settings.deployment_name, settings.namespace, selector),
                 spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
                     max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector)),
                 opts=pulumi.ResourceOptions(parent=self),

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ BUILD_TIMEOUT = 45 * 60  # seconds for one `go build`; a cold build of the large
 START_TIMEOUT = 60.0  # seconds for one component to become ready
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 NODE = "kwok-node-0"
+FAILING_COMMAND = "false"  # a container command that kwok's pod-fail stage makes fail
 ADMIN = "bluegreen-admin"
 
 
@@ -178,12 +180,34 @@ def copy_assets(bin_dir: Path, share: Path) -> None:
     executor = bin_dir / "pulumi-language-python-exec"
     shutil.copyfile(sdk / "python" / "cmd" / "pulumi-language-python-exec", executor)
     executor.chmod(0o755)
-    kwok = module_dir("kube", "sigs.k8s.io/kwok") / "kustomize" / "stage"
-    stages = [kwok / "node" / "fast" / "node-initialize.yaml", kwok / "node" / "heartbeat" / "node-heartbeat.yaml",
-              *(kwok / "pod" / "fast" / f"pod-{name}.yaml" for name in ("ready", "complete", "delete"))]
-    (share / "kwok-stages.yaml").write_text("\n---\n".join(path.read_text().strip() for path in stages) + "\n")
+    (share / "kwok-stages.yaml").write_text(kwok_stages(module_dir("kube", "sigs.k8s.io/kwok") / "kustomize" / "stage"))
     istio = module_dir("assets", "istio.io/api") / "kubernetes" / "customresourcedefinitions.gen.yaml"
     shutil.copyfile(istio, share / "istio-crds.yaml")
+
+
+def kwok_stages(stage_dir: Path) -> str:
+    """kwok's own stages (nodes Ready with heartbeats; pods Ready, Job pods Succeeded, deletions done),
+    plus one of the sandbox's: a Job pod whose command is `false` fails, as it would in a container,
+    so a failing migration can be tested although no container runs."""
+    import yaml
+
+    paths = [stage_dir / "node" / "fast" / "node-initialize.yaml", stage_dir / "node" / "heartbeat" / "node-heartbeat.yaml",
+             *(stage_dir / "pod" / "fast" / f"pod-{name}.yaml" for name in ("ready", "complete", "delete"))]
+    stages = [yaml.safe_load(path.read_text()) for path in paths]
+    complete = next(stage for stage in stages if stage["metadata"]["name"] == "pod-complete")
+    command = {"key": ".spec.containers.[0].command.[0]", "values": [FAILING_COMMAND]}
+    fail = json.loads(json.dumps(complete))
+    fail["metadata"]["name"] = "pod-fail"
+    fail["spec"]["selector"]["matchExpressions"].append({**command, "operator": "In"})
+    template = fail["spec"]["next"]["statusTemplate"]
+    for old, new in (("exitCode: 0", "exitCode: 1"), ("reason: Completed", "reason: Error"),
+                     ("phase: Succeeded", "phase: Failed")):
+        if old not in template:
+            raise Failure(f"kwok's pod-complete stage changed ({old!r} is gone): update sandbox.py's pod-fail stage")
+        template = template.replace(old, new)
+    fail["spec"]["next"]["statusTemplate"] = template
+    complete["spec"]["selector"]["matchExpressions"].append({**command, "operator": "NotIn"})
+    return yaml.safe_dump_all([*stages, fail], sort_keys=False)
 
 
 def build(args: argparse.Namespace) -> int:
@@ -282,11 +306,18 @@ class Sandbox:
     def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen:
         """One component, in its own session (so it outlives this script), logging to logs/NAME.log."""
         with open(self.logs / f"{name}.log", "wb") as out:
-            process = subprocess.Popen([str(self.bin / argv[0]), *argv[1:]], stdin=subprocess.DEVNULL, stdout=out,
+            executable = argv[0] if os.path.isabs(argv[0]) else str(self.bin / argv[0])
+            process = subprocess.Popen([executable, *argv[1:]], stdin=subprocess.DEVNULL, stdout=out,
                                        stderr=subprocess.STDOUT, start_new_session=True, cwd=self.folder)
         (self.pids / f"{name}.pid").write_text(str(process.pid))
+        (self.pids / f"{name}.argv").write_text(json.dumps([executable, *argv[1:]]))
         self.processes[name] = process
         return process
+
+    def restart(self, name: str) -> subprocess.Popen:
+        """Start a stopped component again, as `up` started it (for tests that stop one mid-update)."""
+        argv = json.loads((self.pids / f"{name}.argv").read_text())
+        return self.start(name, argv)
 
     def log_tail(self, name: str, lines: int = 20) -> str:
         path = self.logs / f"{name}.log"
@@ -316,29 +347,37 @@ class Sandbox:
                               capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def stop_recorded(folder: Path) -> list[str]:
-    """Stop every process recorded in folder/pids (SIGTERM, then SIGKILL): the names stopped."""
+def stop_recorded(folder: Path, only: Optional[str] = None) -> list[str]:
+    """Stop every process recorded in folder/pids, or the one named, newest first (the clients before
+    the API server, the API server before etcd, so none waits on a dependency already gone):
+    SIGTERM, then SIGKILL after STOP_TIMEOUT. The names stopped."""
     stopped = []
     pids = folder / "pids"
-    for pid_file in sorted(pids.glob("*.pid")) if pids.is_dir() else ():
+    files = sorted(pids.glob(f"{only or '*'}.pid"), key=lambda f: f.stat().st_mtime_ns, reverse=True) \
+        if pids.is_dir() else []
+    for pid_file in files:
         try:
             pid = int(pid_file.read_text())
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (ValueError, OSError):
             continue  # gone already
-        if str(folder).encode() not in cmdline and b"bluegreen-sandbox" not in cmdline:
+        if str(folder).encode() not in cmdline:
             continue  # the PID was reused by another process: not ours
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             continue
         deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() and not _zombie(pid):
-            time.sleep(0.1)
-        if Path(f"/proc/{pid}").exists() and not _zombie(pid):
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
             os.killpg(pid, signal.SIGKILL)
         stopped.append(pid_file.stem)
     return stopped
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and not _zombie(pid)
 
 
 def _zombie(pid: int) -> bool:
@@ -366,6 +405,17 @@ def api_ready(sandbox: Sandbox, port: int, token: str) -> Callable[[], bool]:
     def ready() -> bool:
         with urllib.request.urlopen(request, timeout=2, context=context) as answer:
             return answer.status == 200
+    return ready
+
+
+def http_answers(url: str) -> Callable[[], bool]:
+    """Ready when the server answers at all (a 404 is an answer)."""
+    def ready() -> bool:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+        except urllib.error.HTTPError:
+            pass
+        return True
     return ready
 
 
@@ -447,6 +497,31 @@ def start_control_plane(sandbox: Sandbox, share: Path) -> None:
             raise Failure(f"Istio's CRDs were not Established: {established.stderr.strip()[-500:]}")
 
 
+def install_provider(bin_dir: Path, home: Path) -> None:
+    """`pulumi plugin install` of the built provider, at the version the Python package asks for."""
+    version = "v" + python_pin("pulumi-kubernetes")
+    try:
+        done = subprocess.run([str(bin_dir / "pulumi"), "plugin", "install", "resource", "kubernetes", version,
+                               "--file", str(bin_dir / "pulumi-resource-kubernetes")], text=True, capture_output=True,
+                              timeout=120, stdin=subprocess.DEVNULL, env={**os.environ, "PULUMI_HOME": str(home),
+                                                                           "PULUMI_SKIP_UPDATE_CHECK": "true"})
+    except subprocess.TimeoutExpired:
+        raise Failure("`pulumi plugin install` of the provider did not finish in 120s") from None
+    if done.returncode != 0:
+        raise Failure(f"`pulumi plugin install resource kubernetes {version}` failed: {done.stderr.strip()[-500:]}")
+
+
+def start_gateway(sandbox: Sandbox) -> str:
+    """The gateway and app stand-ins (scripts/sandbox_gateway.py, which emulates Envoy's routing): its URL."""
+    port = free_port()
+    with step("start the gateway stand-in (it emulates Envoy's routing by what the API server holds)"):
+        sandbox.start("gateway", [sys.executable, str(ROOT / "scripts" / "sandbox_gateway.py"),
+                                  "--kubeconfig", str(sandbox.kubeconfig), "--port", str(port),
+                                  "--control", str(ensure_dir(sandbox.folder / "apps"))])
+        sandbox.wait("gateway", "an answer", http_answers(f"http://127.0.0.1:{port}/"))
+    return f"http://127.0.0.1:{port}"
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     values = {}
     if path.exists():
@@ -476,15 +551,21 @@ def up(args: argparse.Namespace) -> int:
             passphrase = secrets.token_hex(16)
             (folder / "passphrase").write_text(passphrase)
         start_control_plane(sandbox, target / "share")
+        url = start_gateway(sandbox)
+        home = ensure_dir(folder / "pulumi-home")
+        with step("install the provider as a Pulumi plugin (in the sandbox's PULUMI_HOME)"):
+            install_provider(sandbox.bin, home)
         env = {
             "PATH": f"{sandbox.bin}{os.pathsep}{os.environ.get('PATH', '')}",
             "KUBECONFIG": str(sandbox.kubeconfig),
             "PULUMI_BACKEND_URL": f"file://{backend}",
             "PULUMI_CONFIG_PASSPHRASE": passphrase,
-            "PULUMI_HOME": str(ensure_dir(folder / "pulumi-home")),
+            "PULUMI_HOME": str(home),
             "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",  # the installed plugin, as a user has it; no PATH warning
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "BLUEGREEN_SANDBOX": str(folder),
+            "BLUEGREEN_URL": url,
         }
         env_file.write_text("".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items()))
         env_file.chmod(0o600)

@@ -316,7 +316,7 @@ def test_a_deployment_changed_outside_pulumi_is_refused(routing_run):
                     live={"default/myapp-green": {"release": "hotfix-by-hand", "readyReplicas": 2}})
     assert_refused(run, "the cluster's Deployment myapp-green in namespace default runs release 'hotfix-by-hand'",
                    f"stack {GREEN_STACK} deployed 'v1.1.0'", "changed outside this program",
-                   f"pulumi up -s {GREEN_STACK}", "pulumi config set active blue -s routing")
+                   f"pulumi up --refresh -s {GREEN_STACK}", "pulumi config set active blue -s routing")
 
 
 def test_a_color_stack_of_another_app_is_refused():

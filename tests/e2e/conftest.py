@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 from scripts import sandbox as sandbox_script  # noqa: E402
 
 SANDBOX_VARIABLES = ("PATH", "KUBECONFIG", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_HOME", "PULUMI_SKIP_UPDATE_CHECK",
-                     "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "BLUEGREEN_SANDBOX")
+                     "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "PULUMI_IGNORE_AMBIENT_PLUGINS", "BLUEGREEN_SANDBOX",
+                     "BLUEGREEN_URL")
 
 
 @pytest.fixture(scope="session")
@@ -54,4 +55,6 @@ def sandbox_env() -> dict[str, str]:
 
 @pytest.fixture
 def project(sandbox_env, tmp_path) -> Project:
-    return make_project(tmp_path / "project", sandbox_env)
+    project = make_project(tmp_path / "project", sandbox_env)
+    yield project
+    project.cleanup()

@@ -90,6 +90,11 @@ class Project:
             if self.namespace != "default":
                 self.pulumi("config", "set", "namespace", self.namespace, "-s", stack)
 
+    def cleanup(self) -> None:
+        """Delete the project's namespace (not waiting): the sandbox stays small across scenarios."""
+        if self.namespace != "default":
+            self.kubectl("delete", "namespace", self.namespace, "--wait=false", check=False)
+
     def up(self, stack: str, check: bool = True) -> Run:
         return self.pulumi("up", "--yes", "--skip-preview", "-s", stack, check=check)
 
@@ -105,6 +110,7 @@ def make_project(folder: Path, env: dict[str, str], namespace: str = "") -> Proj
             shutil.copy2(source, folder / name)
     # The project's virtualenv is the one running these tests: the pinned requirements are in it.
     (folder / "venv").symlink_to(sys.prefix, target_is_directory=True)
+    (folder / "policy" / "venv").symlink_to(sys.prefix, target_is_directory=True)  # it holds pulumi-policy too
     backend = folder / ".pulumi-state"
     backend.mkdir()
     project = Project(folder, {**os.environ, **env, "PULUMI_BACKEND_URL": f"file://{backend}"},

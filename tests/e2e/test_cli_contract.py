@@ -21,7 +21,7 @@ from e2e.sandbox_project import Project, make_project
 from release_world import World
 
 LOCK = "bluegreen:release"
-LOCK_VALUE = "green v2 ci@runner 2026-11-28T12:00:00Z"
+LOCK_VALUE = "green rc-1 ci@runner 2026-11-28T12:00:00Z"
 SCENARIO = [
     "config get testCookie -s routing",
     "config get testToken -s routing",
@@ -85,7 +85,8 @@ def real(sandbox_env, tmp_path_factory) -> Project:
         project.pulumi("config", "set", "replicas", "1", "-s", color)
         project.up(color)
     project.up("routing")
-    return project
+    yield project
+    project.cleanup()
 
 
 def test_the_stand_in_answers_the_scenario_as_the_real_cli_does(real, tmp_path):
@@ -102,8 +103,9 @@ def test_the_stand_in_answers_the_scenario_as_the_real_cli_does(real, tmp_path):
 
     real_answers = play(real_run, {"v1.0.0": "blue", "v1.1.0": "green"})
     fake_answers = play(fake_run, {"v1": "blue", "v2": "green"})
-    for real_answer, fake_answer in zip(real_answers, fake_answers):
-        assert fake_answer == real_answer
+    differences = [(real_answer, fake_answer) for real_answer, fake_answer in zip(real_answers, fake_answers)
+                   if real_answer != fake_answer]
+    assert not differences, "\n".join(f"real {r}\nfake {f}" for r, f in differences)
 
 
 def test_release_py_reads_the_real_cli_as_it_reads_the_stand_in(real):

@@ -19,13 +19,21 @@ def released(sandbox_env, tmp_path_factory) -> Project:
         project.pulumi("config", "set", "replicas", "1", "-s", color)
         project.up(color)
     project.up("routing")
-    return project
+    yield project
+    project.cleanup()
 
 
 def state(project: Project) -> tuple[dict, dict]:
-    """The cluster's objects (with resourceVersions) and every stack's resources, for before/after."""
-    stacks = {stack: json.dumps(project.export(stack)["deployment"].get("resources"), sort_keys=True)
-              for stack in ("blue", "green", "routing")}
+    """The cluster's objects (with resourceVersions) and every stack's managed resources, for before/after.
+
+    Reads are left out: the program reads the other stacks (StackReference) and the live Deployments
+    before its guards run, and the engine records what it read, refused update or not. Those entries
+    (`external: true`) mirror objects this stack does not own; nothing it manages changes."""
+    stacks = {}
+    for stack in ("blue", "green", "routing"):
+        for resource in project.export(stack)["deployment"].get("resources") or []:
+            if not resource.get("external"):
+                stacks[resource["urn"]] = json.dumps(resource, sort_keys=True)
     return project.objects(), stacks
 
 
@@ -37,7 +45,10 @@ def refused(project: Project, stack: str, *messages: str) -> str:
     for message in messages:
         assert message in run.output, run.output
     assert "Traceback" not in run.output
-    assert state(project) == before
+    after = state(project)
+    assert after[0] == before[0], "the cluster changed"
+    changed = {urn for urn in before[1].keys() | after[1].keys() if before[1].get(urn) != after[1].get(urn)}
+    assert not changed, f"state changed: {changed}"
     return run.output
 
 
@@ -50,8 +61,8 @@ def with_config(project: Project, stack: str, **config):
             for key, value in config.items():
                 if value is None:
                     project.pulumi("config", "rm", key, "-s", stack)
-                else:
-                    project.pulumi("config", "set", key, value, "-s", stack)
+                else:  # `--`: a value such as -1 is not a flag
+                    project.pulumi("config", "set", key, "-s", stack, "--", value)
 
         def __exit__(self, *exc):
             self.file.write_text(self.text)
@@ -74,8 +85,14 @@ def test_routing_to_a_color_whose_stack_has_nothing_deployed_is_refused(released
 
 
 def test_routing_to_a_stack_of_the_other_color_is_refused(released):
+    with with_config(released, "routing", blueStack="organization/bluegreen/green",
+                     greenStack="organization/bluegreen/blue"):
+        refused(released, "routing", "deploys 'green', not 'blue'")
+
+
+def test_one_stack_for_both_colors_is_refused(released):
     with with_config(released, "routing", test="green", greenStack="organization/bluegreen/blue"):
-        refused(released, "routing", "deploys 'blue', not 'green'")
+        refused(released, "routing", "blue and green must be different stacks")
 
 
 @pytest.mark.parametrize("key, value, words", [
@@ -112,10 +129,11 @@ def test_a_hand_edited_release_label_is_refused_and_the_fix_it_names_works(relea
     released.kubectl("rollout", "status", "deployment/myapp-green", "-n", released.namespace, "--timeout=60s")
     with with_config(released, "routing", test="green"):
         output = refused(released, "routing", "runs release 'hand-edit'", "deployed 'v1.1.0'")
-        fix = next(part for part in output.split("Fix: ")[1].split(", or ")[0].split(" (")[:1])
-        assert fix.startswith("pulumi up")
-        released.pulumi(*fix.split()[1:])
+        fix = "pulumi up --refresh -s organization/bluegreen/green"
+        assert f"Fix: {fix}" in output
+        released.pulumi("up", "--yes", *fix.split()[2:])  # the named fix, made non-interactive
         released.kubectl("rollout", "status", "deployment/myapp-green", "-n", released.namespace, "--timeout=60s")
-        released.up("routing")  # the fix worked: the label check passes and testers reach green
-    assert released.get("deployment", "myapp-green")["spec"]["template"]["metadata"]["labels"]["release"] == "v1.1.0"
+        released.up("routing")  # the label check passes now, and testers reach green
+    labels = released.get("deployment", "myapp-green")["spec"]["template"]["metadata"]["labels"]
+    assert labels["release"] == "v1.1.0"
     released.up("routing")

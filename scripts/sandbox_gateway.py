@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""The sandbox's ingress gateway and app stand-ins: it EMULATES Envoy's routing; it is not Envoy.
+
+    python scripts/sandbox_gateway.py --kubeconfig FILE --port PORT --control DIR
+
+No container runs in the sandbox (kwok marks pods ready) and no Envoy exists here, so this one
+process plays both:
+- the ingress gateway on 127.0.0.1:PORT. For each request it routes by what the API server holds
+  now (re-read at most every 0.5 s): a Gateway selecting `istio: ingressgateway` whose server hosts
+  match; the VirtualServices bound to it; Istio's rule that the first route whose match list is
+  empty or has a matching entry wins (headers and uri: exact, prefix, RE2 regex matching the whole
+  value); the route's destination host resolved to a Service in the VirtualService's namespace; the
+  subset's labels from the DestinationRule for that host; the endpoints: Running, Ready pods that
+  the Service's selector and the subset's labels both select; 503 "no healthy upstream" when there
+  are none, 404 when no route matches; the route's request and response header operations; 504
+  when the app answers slower than the route's timeout.
+- one app stand-in per Deployment the cluster holds, each a real HTTP server on its own loopback
+  port that plays the Deployment's pods: GET /ready answers {"ready": true}, other paths 200, and
+  every answer says which Deployment, pod and release answered (x-sandbox-deployment,
+  x-sandbox-release). A test changes how one behaves by writing DIR/<namespace>/<deployment>.json:
+  {"ready": false}, {"status": 500}, {"delay": 2.5}, {"statusWithoutCookie": 500} (never through a
+  hook in the product).
+Exit status: 0 stopped by a signal, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import json
+import signal
+import ssl
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import re2
+import yaml
+
+REFRESH_SECONDS = 0.5  # how stale the gateway's view of the cluster may be
+ISTIO = "networking.istio.io/v1"
+KINDS = {  # what the gateway reads, by the API path that lists it across namespaces
+    "gateways": f"/apis/{ISTIO}/gateways",
+    "virtualservices": f"/apis/{ISTIO}/virtualservices",
+    "destinationrules": f"/apis/{ISTIO}/destinationrules",
+    "services": "/api/v1/services",
+    "pods": "/api/v1/pods",
+    "deployments": "/apis/apps/v1/deployments",
+}
+
+
+class Cluster:
+    """What the API server holds, listed through its REST API with the sandbox's kubeconfig."""
+
+    def __init__(self, kubeconfig: Path):
+        config = yaml.safe_load(kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        self.server = cluster["server"]
+        self.context = ssl.create_default_context(cafile=cluster["certificate-authority"])
+        self.token = config["users"][0]["user"]["token"]
+        self.objects: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
+        self.read_at = 0.0
+        self.lock = threading.Lock()
+
+    def _list(self, path: str) -> list[dict[str, Any]]:
+        request = urllib.request.Request(self.server + path, headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=5, context=self.context) as answer:
+            return json.load(answer).get("items") or []
+
+    def refresh(self) -> None:
+        """Re-read everything if the last read is older than REFRESH_SECONDS."""
+        with self.lock:
+            if time.monotonic() - self.read_at < REFRESH_SECONDS:
+                return
+            self.objects = {kind: self._list(path) for kind, path in KINDS.items()}
+            self.read_at = time.monotonic()
+
+
+# --- Istio's matching, as Envoy applies it ---------------------------------------------------------
+
+def string_matches(condition: Mapping[str, str], value: Optional[str]) -> bool:
+    if value is None:
+        return False
+    if "exact" in condition:
+        return value == condition["exact"]
+    if "prefix" in condition:
+        return value.startswith(condition["prefix"])
+    if "regex" in condition:
+        return re2.fullmatch(condition["regex"], value) is not None
+    return False
+
+
+def request_matches(match: Mapping[str, Any], headers: Mapping[str, str], path: str) -> bool:
+    for name, condition in (match.get("headers") or {}).items():
+        if not string_matches(condition, headers.get(name.lower())):
+            return False
+    return "uri" not in match or string_matches(match["uri"], path)
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return host == pattern
+
+
+def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    if pod["metadata"].get("deletionTimestamp") or pod.get("status", {}).get("phase") != "Running":
+        return False
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or [])
+
+
+def seconds(duration: Optional[str]) -> Optional[float]:
+    """An Istio duration (30s, 500ms, 1m, 1h) in seconds."""
+    if not duration:
+        return None
+    total = 0.0
+    for number, unit in re2.findall(r"([0-9.]+)(ms|h|m|s)", duration):
+        total += float(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    return total
+
+
+class Route:
+    """Where one request goes: the route chosen, and the ready pods behind its destination."""
+
+    def __init__(self, status: int, reason: str, route: Optional[Mapping[str, Any]] = None,
+                 pods: Sequence[Mapping[str, Any]] = ()):
+        self.status, self.reason, self.route, self.pods = status, reason, route, list(pods)
+
+
+def resolve(objects: Mapping[str, list], host: str, port: int, headers: Mapping[str, str], path: str) -> Route:
+    gateways = [gw for gw in objects["gateways"]
+                if (gw["spec"].get("selector") or {}).get("istio") == "ingressgateway"
+                and any(server.get("port", {}).get("number") == port and
+                        any(host_matches(h.split("/")[-1], host) for h in server.get("hosts") or [])
+                        for server in gw["spec"].get("servers") or [])]
+    names = {f"{gw['metadata']['namespace']}/{gw['metadata']['name']}" for gw in gateways}
+    for service in objects["virtualservices"]:
+        namespace = service["metadata"]["namespace"]
+        bound = {g if "/" in g else f"{namespace}/{g}" for g in service["spec"].get("gateways") or []}
+        if not bound & names or not any(host_matches(h, host) for h in service["spec"].get("hosts") or []):
+            continue
+        for route in service["spec"].get("http") or []:
+            matches = route.get("match") or []
+            if matches and not any(request_matches(m, headers, path) for m in matches):
+                continue
+            destination = (route.get("route") or [{}])[0].get("destination") or {}
+            return Route(200, "routed", route, endpoints(objects, namespace, destination))
+        return Route(404, "no route matched (Envoy's 404 NR)")
+    return Route(404, "no VirtualService bound to a Gateway for this host and port")
+
+
+def endpoints(objects: Mapping[str, list], namespace: str, destination: Mapping[str, Any]) -> list:
+    name = destination.get("host", "").split(".")[0]
+    service = next((s for s in objects["services"]
+                    if s["metadata"]["namespace"] == namespace and s["metadata"]["name"] == name), None)
+    if service is None:
+        return []
+    selector = dict(service["spec"].get("selector") or {})
+    if destination.get("subset"):
+        rules = [r for r in objects["destinationrules"] if r["metadata"]["namespace"] == namespace
+                 and r["spec"].get("host", "").split(".")[0] == name]
+        subset = next((s for r in rules for s in r["spec"].get("subsets") or []
+                       if s.get("name") == destination["subset"]), None)
+        if subset is None:
+            return []  # Envoy: no cluster for an unknown subset, so no healthy upstream
+        selector.update(subset.get("labels") or {})
+    return [pod for pod in objects["pods"] if pod["metadata"]["namespace"] == namespace
+            and selects(selector, pod["metadata"].get("labels") or {}) and pod_ready(pod)]
+
+
+# --- the app stand-ins -------------------------------------------------------------------------------
+
+class Apps:
+    """One HTTP server per Deployment, started when the gateway first routes to one of its pods."""
+
+    def __init__(self, control: Path):
+        self.control = control
+        self.servers: dict[tuple[str, str], ThreadingHTTPServer] = {}
+        self.lock = threading.Lock()
+
+    def port_for(self, namespace: str, deployment: str) -> int:
+        with self.lock:
+            key = (namespace, deployment)
+            if key not in self.servers:
+                server = ThreadingHTTPServer(("127.0.0.1", 0), app_handler(self.control, namespace, deployment))
+                server.daemon_threads = True
+                threading.Thread(target=server.serve_forever, daemon=True).start()
+                self.servers[key] = server
+            return self.servers[key].server_address[1]
+
+
+def app_handler(control: Path, namespace: str, deployment: str):
+    class App(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            behaviour = {}
+            path = control / namespace / f"{deployment}.json"
+            if path.exists():
+                try:
+                    behaviour = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    behaviour = {}
+            time.sleep(float(behaviour.get("delay", 0)))
+            status = int(behaviour.get("status", 200))
+            if "statusWithoutCookie" in behaviour and not self.headers.get("cookie"):
+                status = int(behaviour["statusWithoutCookie"])  # healthy for testers, broken for users
+            ready = bool(behaviour.get("ready", True))
+            body = {"deployment": deployment, "namespace": namespace, "pod": self.headers.get("x-sandbox-pod"),
+                    "release": self.headers.get("x-sandbox-release"), "path": self.path}
+            if self.path.split("?")[0] == "/ready":
+                body["ready"] = ready
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.send_header("x-sandbox-deployment", deployment)
+            self.send_header("x-sandbox-release", body["release"] or "")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args) -> None:
+            pass
+    return App
+
+
+# --- the gateway -------------------------------------------------------------------------------------
+
+def gateway_handler(cluster: Cluster, apps: Apps, port: int):
+    counter = itertools.count()
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            try:
+                cluster.refresh()
+            except (OSError, ValueError) as error:
+                return self.reply(503, {}, f"sandbox gateway: cannot read the API server: {error}")
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            host = headers.get("host", "").split(":")[0]
+            routed = resolve(cluster.objects, host, port, headers, self.path)
+            if routed.status != 200:
+                return self.reply(routed.status, {}, routed.reason)
+            route = routed.route
+            operations = (route.get("headers") or {}).get("response") or {}
+            if not routed.pods:
+                return self.reply(503, operations, "no healthy upstream")
+            pod = routed.pods[next(counter) % len(routed.pods)]
+            owner = pod["metadata"].get("labels") or {}
+            deployment = self.deployment_of(pod)
+            request_set = ((route.get("headers") or {}).get("request") or {}).get("set") or {}
+            forwarded = {**{k: v for k, v in self.headers.items() if k.lower() != "host"}, **request_set,
+                         "x-sandbox-pod": pod["metadata"]["name"], "x-sandbox-release": owner.get("release", "")}
+            timeout = seconds(route.get("timeout")) or 15.0
+            target = apps.port_for(pod["metadata"]["namespace"], deployment)
+            connection = http.client.HTTPConnection("127.0.0.1", target, timeout=timeout)
+            try:
+                connection.request("GET", self.path, headers=forwarded)
+                answer = connection.getresponse()
+                body = answer.read()
+            except TimeoutError:
+                return self.reply(504, operations, "upstream request timeout")
+            except OSError as error:
+                return self.reply(503, operations, f"upstream connect error: {error}")
+            finally:
+                connection.close()
+            self.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in ("content-length", "connection", "date", "server"):
+                    self.send_header(name, value)
+            self.send_operations(operations)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def deployment_of(self, pod: Mapping[str, Any]) -> str:
+            """The Deployment that owns a pod, through its ReplicaSet's name (<deployment>-<hash>)."""
+            owner = next((o for o in pod["metadata"].get("ownerReferences") or [] if o["kind"] == "ReplicaSet"), None)
+            return owner["name"].rsplit("-", 1)[0] if owner else pod["metadata"]["name"]
+
+        def send_operations(self, operations: Mapping[str, Any]) -> None:
+            for name, value in {**(operations.get("set") or {}), **(operations.get("add") or {})}.items():
+                self.send_header(name, value)
+
+        def reply(self, status: int, operations: Mapping[str, Any], text: str) -> None:
+            payload = text.encode()
+            self.send_response(status)
+            self.send_operations(operations)
+            self.send_header("content-type", "text/plain")
+            self.send_header("content-length", str(len(payload)))
+            self.send_header("x-sandbox-gateway", "emulated")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args) -> None:
+            pass
+    return Gateway
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="sandbox_gateway.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kubeconfig", required=True, type=Path)
+    parser.add_argument("--port", required=True, type=int, help="the gateway's port on 127.0.0.1")
+    parser.add_argument("--control", required=True, type=Path, help="folder of the app stand-ins' behaviour files")
+    args = parser.parse_args(argv)
+    cluster = Cluster(args.kubeconfig)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), gateway_handler(cluster, Apps(args.control), 80))
+    server.daemon_threads = True
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print(f"sandbox gateway (emulating Envoy's routing) on http://127.0.0.1:{args.port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

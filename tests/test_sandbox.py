@@ -1,0 +1,153 @@
+"""scripts/sandbox.py and the gateway stand-in, without a build: pins, stages, env files, routing rules."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from scripts import sandbox, sandbox_gateway
+from scripts.sandbox_gateway import resolve
+
+ROOT = sandbox.ROOT
+
+
+def test_the_cli_and_the_python_sdk_are_pinned_to_one_version():
+    cli = sandbox.module_version("engine", "github.com/pulumi/pulumi/pkg/v3")
+    assert cli == "v" + sandbox.python_pin("pulumi")
+    assert sandbox.module_version("engine", "github.com/pulumi/pulumi/sdk/v3") == cli
+    policy = (ROOT / "policy" / "requirements.txt").read_text()
+    assert f"pulumi=={sandbox.python_pin('pulumi')}" in policy.split()
+
+
+def test_a_cli_pin_that_differs_from_the_python_pin_is_refused(monkeypatch):
+    monkeypatch.setattr(sandbox, "python_pin", lambda name: "3.999.0" if name == "pulumi" else "4.25.0")
+    with pytest.raises(sandbox.Failure, match="must be one version: bump both together"):
+        sandbox.pieces()
+
+
+def test_every_piece_reports_its_pinned_version():
+    ldflags = {piece.module: " ".join(piece.ldflags) for piece in sandbox.pieces()}
+    assert f"version.Version=v{sandbox.python_pin('pulumi')}" in ldflags["engine"]
+    assert f"pkg/version.Version={sandbox.python_pin('pulumi-kubernetes')}" in ldflags["provider"]
+    assert "gitVersion=" + sandbox.module_version("kube", "k8s.io/kubernetes") in ldflags["kube"]
+
+
+def stage(name: str, template: str = "") -> str:
+    """A stage file shaped like kwok's (kustomize/stage/...), with what kwok_stages reads of it."""
+    return yaml.safe_dump({"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name},
+                           "spec": {"selector": {"matchExpressions": []}, "next": {"statusTemplate": template}}})
+
+
+def test_the_sandbox_stage_fails_a_job_pod_whose_command_is_false_and_only_that(tmp_path):
+    stage_dir = tmp_path / "stage"
+    files = {"node/fast/node-initialize.yaml": stage("node-initialize"),
+             "node/heartbeat/node-heartbeat.yaml": stage("node-heartbeat"),
+             "pod/fast/pod-ready.yaml": stage("pod-ready"), "pod/fast/pod-delete.yaml": stage("pod-delete"),
+             "pod/fast/pod-complete.yaml": stage("pod-complete", "state:\n  terminated:\n    exitCode: 0\n"
+                                                                 "    reason: Completed\nphase: Succeeded\n")}
+    for path, text in files.items():
+        (stage_dir / path).parent.mkdir(parents=True, exist_ok=True)
+        (stage_dir / path).write_text(text)
+    stages = {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all(sandbox.kwok_stages(stage_dir))}
+    assert set(stages) == {"node-initialize", "node-heartbeat", "pod-ready", "pod-complete", "pod-delete", "pod-fail"}
+    failing = {"key": ".spec.containers.[0].command.[0]", "values": ["false"]}
+    assert {**failing, "operator": "In"} in stages["pod-fail"]["spec"]["selector"]["matchExpressions"]
+    assert {**failing, "operator": "NotIn"} in stages["pod-complete"]["spec"]["selector"]["matchExpressions"]
+    template = stages["pod-fail"]["spec"]["next"]["statusTemplate"]
+    assert "phase: Failed" in template and "exitCode: 1" in template
+    assert "phase: Succeeded" in stages["pod-complete"]["spec"]["next"]["statusTemplate"]
+    (stage_dir / "pod/fast/pod-complete.yaml").write_text(stage("pod-complete", "phase: Done\n"))
+    with pytest.raises(sandbox.Failure, match="kwok's pod-complete stage changed"):
+        sandbox.kwok_stages(stage_dir)
+
+
+def test_env_file_round_trip_and_down_without_a_sandbox_is_harmless(tmp_path):
+    env = tmp_path / "sandbox.env"
+    env.write_text("export PATH='/a b:/c'\nexport BLUEGREEN_SANDBOX=/nowhere\n# a comment\n")
+    assert sandbox.read_env_file(env) == {"PATH": "/a b:/c", "BLUEGREEN_SANDBOX": "/nowhere"}
+    for _ in range(2):
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "sandbox.py"), "down", "--env-file", str(env)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "no sandbox running" in done.stderr
+        assert not env.exists()
+
+
+def test_up_without_a_build_names_the_build_command(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "sandbox.py"), "up", "--env-file",
+                           str(tmp_path / "e.env")], capture_output=True, text=True, timeout=60,
+                          env={**__import__("os").environ, "BLUEGREEN_SANDBOX_CACHE": str(tmp_path / "empty")})
+    assert done.returncode == 1
+    assert "the sandbox is not built" in done.stderr and "python scripts/sandbox.py build" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_usage_errors_exit_2():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "sandbox.py"), "up"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "--env-file" in done.stderr
+
+
+# --- the gateway stand-in's routing --------------------------------------------------------------------
+
+def obj(kind_namespace: str, name: str, spec=None, **extra):
+    return {"metadata": {"namespace": kind_namespace, "name": name, **extra.pop("metadata", {})},
+            "spec": spec or {}, **extra}
+
+
+def pod(name: str, labels: dict, ready: bool = True, phase: str = "Running"):
+    return obj("shop", name, metadata={"labels": labels}, status={
+        "phase": phase, "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]})
+
+
+def cluster(http, pods=(), subsets=("blue", "green"), hosts=("*",)):
+    return {
+        "gateways": [obj("shop", "myapp-gateway", {"selector": {"istio": "ingressgateway"},
+                                                   "servers": [{"port": {"number": 80}, "hosts": list(hosts)}]})],
+        "virtualservices": [obj("shop", "myapp-blue-green", {"hosts": list(hosts), "gateways": ["myapp-gateway"],
+                                                             "http": http})],
+        "destinationrules": [obj("shop", "myapp-blue-green", {"host": "myapp", "subsets": [
+            {"name": s, "labels": {"color": s}} for s in subsets]})],
+        "services": [obj("shop", "myapp", {"selector": {"app": "myapp"}})],
+        "pods": list(pods),
+        "deployments": [],
+    }
+
+
+def route(name, subset, match=None):
+    return {"name": name, **({"match": match} if match else {}),
+            "route": [{"destination": {"host": "myapp", "subset": subset}}]}
+
+
+TEST_ROUTE = route("myapp-test", "green", [{"headers": {"cookie": {"regex": "^(.*;[ \t]*)?test=true([ \t]*;.*)?$"}}}])
+PODS = [pod("b1", {"app": "myapp", "color": "blue"}), pod("g1", {"app": "myapp", "color": "green"})]
+
+
+@pytest.mark.parametrize("cookie, color", [
+    ("test=true", "green"), ("a=b; test=true", "green"), ("test=true2", "blue"), ("xtest=true", "blue"), (None, "blue"),
+])
+def test_the_gateway_applies_the_first_matching_route_with_a_whole_value_regex(cookie, color):
+    objects = cluster([TEST_ROUTE, route("myapp-default", "blue")], PODS)
+    routed = resolve(objects, "shop.example.com", 80, {"cookie": cookie} if cookie else {}, "/")
+    assert routed.status == 200
+    assert [p["metadata"]["labels"]["color"] for p in routed.pods] == [color]
+
+
+def test_no_ready_pod_in_the_subset_leaves_no_upstream():
+    objects = cluster([route("myapp-default", "green")], [PODS[0], pod("g2", {"app": "myapp", "color": "green"},
+                                                                       ready=False)])
+    assert resolve(objects, "h", 80, {}, "/").pods == []
+
+
+def test_an_unknown_subset_leaves_no_upstream_and_no_route_is_a_404():
+    assert resolve(cluster([route("d", "purple")], PODS), "h", 80, {}, "/").pods == []
+    assert resolve(cluster([TEST_ROUTE], PODS), "h", 80, {}, "/").status == 404
+    assert resolve(cluster([route("d", "blue")], PODS, hosts=("shop.example.com",)), "other.example.com", 80, {},
+                   "/").status == 404
+
+
+def test_istio_durations():
+    assert sandbox_gateway.seconds("30s") == 30 and sandbox_gateway.seconds("500ms") == 0.5
+    assert sandbox_gateway.seconds("1m30s") == 90 and sandbox_gateway.seconds(None) is None
