@@ -37,7 +37,10 @@ def test_healthy_gateway_passes_every_check_and_sends_the_cookie(capsys):
         assert line_of(out, path).startswith("PASS ")
         assert "answered by green" in line_of(out, path)
     assert "3 of 3 checks passed" in out
-    assert sorted(seen) == [("/api/orders", "test=s3cret"), ("/api/users", "test=s3cret"), ("/ready", "test=s3cret")]
+    # three right answers in a row (--consecutive, default 3) per check, each with the cookie
+    assert sorted(seen) == sorted(3 * [("/api/orders", "test=s3cret"), ("/api/users", "test=s3cret"),
+                                       ("/ready", "test=s3cret")])
+    assert "3 in a row" in line_of(out, "/ready")
     assert "s3cret" not in out and "test=[secret]" in out
 
 
@@ -113,8 +116,10 @@ def test_settle_waits_for_a_routing_change_to_reach_the_gateway(capsys):
         return ready("blue" if time.monotonic() - start < 0.3 else "green")
 
     with serve(handle) as url:
-        code, out, _ = run(capsys, "--url", url, "--expect-color", "green", "--settle", "2", "--timeout", "3")
+        code, out, took = run(capsys, "--url", url, "--expect-color", "green", "--settle", "0.6", "--timeout", "3")
     assert code == 0, out
+    assert took >= 0.6  # right answers count only once the settle time is over
+    assert "wrong-color answers in all" in line_of(out, "/ready")  # blue's answers while settling, counted
 
 
 def test_settle_is_bounded_then_the_other_color_fails(capsys):
@@ -158,7 +163,8 @@ def test_independent_checks_run_concurrently(capsys):
         return ready("green") if path == "/ready" else answer(200, "green")
 
     with serve(handle) as url:
-        code, _, took = run(capsys, "--url", url, "--check", "/a", "--check", "/b", "--check", "/c")
+        code, _, took = run(capsys, "--url", url, "--check", "/a", "--check", "/b", "--check", "/c",
+                            "--consecutive", "1")
     assert code == 0
     assert took < 1.2  # four checks of 0.4s each
 
