@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,7 +22,7 @@ from components.routes import http_routes, route_color, select_route
 from components.settings import RoutingSettings, parse_cookie, project_defaults
 
 FAKE = Path(__file__).resolve().parent / "fake_pulumi.py"
-LOCK_VALUE = re.compile(r"^(blue|green) (\S+) \S+@\S+ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+LOCK_VALUE = re.compile(r"^(blue|green) (\S+) \S+@\S+ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ pid=\d+ id=[0-9a-f]{8}$")
 
 
 def color_outputs(color: str, release: str, ready_replicas: int = 2) -> dict[str, Any]:
@@ -69,10 +70,29 @@ class World:
         """What `pulumi up -s routing` deployed, set up without recording a call."""
         self.change(lambda state: fake_pulumi.routing_up(state, state["stacks"]["routing"]))
 
-    def hook(self, when: str, skip: int = 0, fail: Optional[str] = None, patch: Optional[dict] = None) -> None:
-        """Make the next command that starts with `when` (after `skip` of them) fail, or change the stacks after it."""
-        hook = {"when": when, "skip": skip, **({"fail": fail} if fail else {"patch": patch})}
+    def hook(self, when: str, skip: int = 0, fail: Optional[str] = None, patch: Optional[dict] = None,
+             **fault: Any) -> None:
+        """Make the next command that starts with `when` (after `skip` of them) fail, or change the stacks after it,
+        or misbehave as `fault` says (fake_pulumi._fault: hang=seconds, kill=True, stdout=text, after, interrupt)."""
+        hook = {"when": when, "skip": skip, **({"fail": fail} if fail else {"patch": patch or {}}), **fault}
         self.change(lambda state: state["hooks"].append(hook))
+
+    def wait_hanging(self, limit: float = 30.0) -> dict[str, Any]:
+        """Wait until a command hangs on a hang hook (its pid and arguments): the moment to signal."""
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            hanging = self.state().get("hanging")
+            if hanging:
+                return hanging
+            time.sleep(0.02)
+        raise AssertionError("no pulumi command hung")
+
+    def users_on_a_ready_color(self) -> bool:
+        """What the routing stack deployed sends users to a color that is deployed and ready."""
+        state = self.state()
+        active = state["stacks"]["routing"]["outputs"].get("active")
+        target = state["stacks"].get(active or "", {}).get("outputs", {})
+        return target.get("color") == active and bool(target.get("readyReplicas"))
 
     def calls(self) -> list[str]:
         """Every pulumi command run, as text, with the lock's value (who, when) shown as <lock>."""
