@@ -3,7 +3,6 @@ text from outside made safe to print, SIGINT/SIGTERM handling, and a main that n
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -115,12 +114,12 @@ class Signals:
             raise Interrupted(signum)
 
     def forward(self) -> None:
-        """Send the running child SIGINT, once."""
+        """Send the running child SIGINT, once (Popen.send_signal: not to a process already reaped)."""
         child = self.child
-        if child is not None and child.returncode is None and self.forwarded_at is None:
+        if child is not None and self.forwarded_at is None:
             self.forwarded_at = time.monotonic()
             try:
-                os.kill(child.pid, signal.SIGINT)
+                child.send_signal(signal.SIGINT)
             except OSError:
                 pass
 

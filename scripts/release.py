@@ -104,6 +104,16 @@ def _limit_of(args: Sequence[str]) -> Limit:
     return LIMIT_OPTIONS[0] if args and args[0] in UPDATES else LIMIT_OPTIONS[1]
 
 
+def _popen(command: Sequence[str], stream: bool) -> subprocess.Popen:
+    """Start a pulumi command. No stdin: a prompt in CI fails at once instead of hanging. A streamed
+    command (up, destroy) shows its progress on stderr (fd 2), so that stdout keeps only this script's
+    result; its errors are kept too, to say why it failed. Its own process group: a Ctrl-C at the
+    terminal reaches this script only, which forwards one SIGINT (a second one would make the CLI
+    stop at once, without its graceful cancel)."""
+    return subprocess.Popen(command, cwd=ROOT, text=True, stdin=subprocess.DEVNULL,
+                            stdout=2 if stream else subprocess.PIPE, stderr=subprocess.PIPE, process_group=0)
+
+
 def _run(args: Sequence[str], stream: bool) -> subprocess.CompletedProcess:
     """Run one pulumi command within its time limit; a signal meanwhile is forwarded to it as SIGINT."""
     command = ("pulumi", *args)
@@ -116,14 +126,7 @@ def _run(args: Sequence[str], stream: bool) -> subprocess.CompletedProcess:
     SIGNALS.deferred += 1
     try:
         try:
-            # No stdin: a prompt in CI fails at once instead of hanging. A streamed command (up,
-            # destroy) shows its progress on stderr (fd 2), so that stdout keeps only this script's
-            # result; its errors are kept too, to say why it failed. Its own process group: a Ctrl-C
-            # at the terminal reaches this script only, which forwards one SIGINT (a second one
-            # would make the CLI stop at once, without its graceful cancel).
-            child = subprocess.Popen(command, cwd=ROOT, text=True, stdin=subprocess.DEVNULL,
-                                     stdout=2 if stream else subprocess.PIPE, stderr=subprocess.PIPE,
-                                     process_group=0)
+            child = _popen(command, stream)
         except FileNotFoundError:
             raise Failure("the pulumi CLI is not on PATH: install it (https://www.pulumi.com/docs/install/)") from None
         SIGNALS.child, SIGNALS.forwarded_at = child, None
@@ -173,7 +176,7 @@ def _wait(child: subprocess.Popen, limit: float) -> tuple[str, str, bool, str]:
             out, err = child.communicate(timeout=max(0.01, min(until - now, 0.5)))
         except subprocess.TimeoutExpired:
             continue
-        if sent is None:
+        if SIGNALS.forwarded_at is None:
             return out or "", err or "", False, ""
         return out or "", err or "", timed_out, f"{asked}; it stopped ({_exit_code(child.returncode)})"
 
@@ -393,6 +396,7 @@ class Routing:
         self.changed = False  # a config value was (perhaps) changed
         self.deployed = False  # a `pulumi up` was started: what is deployed may have changed
         self.restored: Optional[bool] = None  # None: not tried
+        self.completed = False  # the change went to plan: its config is where users are meant to be
 
     def set(self, key: str, value: Optional[str]) -> None:
         self.changed = True
@@ -435,6 +439,7 @@ class Routing:
         return self
 
     def __exit__(self, kind, error, traceback) -> bool:
+        self.completed = error is None
         if isinstance(error, Exception) and (self.changed or self.deployed):
             raise Failure(f"{describe(error)}; {self.restore()}") from None
         return False
@@ -550,9 +555,9 @@ class ReleaseLock:
             if held != self.value:  # refuse on any doubt, and never remove another run's lock
                 if held:
                     raise Failure(in_progress(held))
-                raise Failure("the release lock vanished right after this run set it: another run or a person removed "
-                              "it, so it cannot be trusted now. Check `python scripts/release.py status`, then run "
-                              "again")
+                raise Failure("the release lock read back as unset right after this run set it: another run or a "
+                              "person removed it, or the backend answered late, so it cannot be trusted now; "
+                              f"{self._give_back()}. Check `python scripts/release.py status`, then run again")
         self.state = "held"
         return self
 
@@ -560,8 +565,11 @@ class ReleaseLock:
         """After an error while taking the lock: remove it if it is this run's."""
         with SIGNALS.cleaning():
             try:
-                if read_lock(self.stack) != self.value:
-                    return "the release lock is not this run's: left as it is"
+                held = read_lock(self.stack)
+                if held is None:
+                    return "the release lock is not set"
+                if held != self.value:
+                    return "the release lock is another run's now: left as it is"
                 pulumi("stack", "tag", "rm", LOCK_TAG, "-s", self.stack)
                 return "the release lock was removed again"
             except Exception as error:
@@ -636,7 +644,10 @@ def report(run: Run) -> None:
         log(f"state now, read back from the routing stack's outputs: {users_line(values, stack)}")
         for line in drift(config or {}, deployed, stack) if config is not None else ():
             log(f"  {line}")
-    target = run.routing.original if run.routing else (deployed.active if deployed else None)
+    if run.routing is not None:  # where users are meant to be: where they were, unless the change went to plan
+        target = run.routing.config["active"] if run.routing.completed else run.routing.original
+    else:
+        target = deployed.active if deployed else None
     commands = [f"pulumi cancel --yes -s {name}   # only if no pulumi command runs on it: a killed update left "
                 "its lock" for name in sorted(EVENTS.maybe_locked)]
     if target:
@@ -645,7 +656,7 @@ def report(run: Run) -> None:
         if config is None or config["test"] is not None:
             commands.append(f"pulumi config rm test -s {stack}")
         if (deployed is None or deployed.active != target or deployed.test is not None
-                or (run.routing is not None and run.routing.restored is False)):
+                or (run.routing is not None and run.routing.restored is False)):  # deployed may not be as it says
             commands.append(f"pulumi {' '.join(UP)} -s {stack}   # users on {target}, no test route")
     if run.lock is not None and run.lock.state == "left":
         commands.append("python scripts/release.py unlock")

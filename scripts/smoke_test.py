@@ -206,13 +206,15 @@ def _get(target: _Target, path: str, headers: dict[str, str], deadline: float, r
             "Connection": "close", **headers})
         response = connection.getresponse()
         body = _read_body(response, max_body) if read_body else b""
+        if dog.fired:  # the socket was shut at the deadline: what was read so far may look complete, it is not
+            raise TimeoutError("deadline")
         return _Answer(response.status, response.reason or "", response.headers, body)
-    except (_Wait, _Wrong):
-        raise
-    except Exception as error:  # the socket, TLS, or a malformed answer
+    except Exception as error:  # the socket, TLS, or a malformed answer; or the deadline cut it short
         if dog.fired:
             raise _Late("no complete answer in time (the server is slow, or sends its answer a little at a "
                         "time)") from None
+        if isinstance(error, (_Wait, _Wrong)):
+            raise
         raise _classify(error, target) from None
     finally:
         dog.cancel()
@@ -257,6 +259,9 @@ def _read_body(response: http.client.HTTPResponse, cap: int) -> bytes:
     while True:
         chunk = response.read1(65536)
         if not chunk:
+            if response.length:  # the connection closed before the Content-Length it announced
+                raise _Wait(f"the answer was cut short ({received} of {received + response.length} bytes of the "
+                            "body)")
             return bytes(body)
         received += len(chunk)
         if received > cap:
@@ -305,8 +310,6 @@ def run_checks(url: str, paths: Sequence[str] = (), cookie: Optional[Cookie] = N
 
     threads = [threading.Thread(target=work, args=(i, path), name=f"check {path}", daemon=True)
                for i, path in enumerate(checks)]
-    for thread in threads:
-        thread.start()
 
     def unfinished(why: str) -> list[CheckResult]:
         stop.set()
@@ -314,8 +317,10 @@ def run_checks(url: str, paths: Sequence[str] = (), cookie: Optional[Cookie] = N
         return [slot or CheckResult(f"GET {path}", False, time.monotonic() - start, why)
                 for slot, path in zip(list(slots), checks)]
 
-    try:
-        for thread in threads:  # a signal raises here (Interrupted), in the main thread
+    try:  # a signal raises here (Interrupted), in the main thread
+        for thread in threads:
+            thread.start()
+        for thread in threads:
             thread.join(max(0.0, run_deadline - time.monotonic()))
     except (Failure, KeyboardInterrupt) as error:
         message = str(error) or "interrupted"

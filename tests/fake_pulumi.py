@@ -152,11 +152,11 @@ def _fault(path: str, state: dict, args: list[str], hook: dict) -> int:
         os.kill(os.getpid(), signal.SIGKILL)
     if hook.get("interrupt") == "ignore":
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    state["hanging"] = {"pid": os.getpid(), "args": args}
-    save(path, state)
+    cancelled = False
     try:
+        state["hanging"] = {"pid": os.getpid(), "args": args}
+        save(path, state)
         time.sleep(hook["hang"])
-        cancelled = False
     except KeyboardInterrupt:
         cancelled = True
     state = load(path)  # other commands may have run meanwhile
