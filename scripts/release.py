@@ -521,6 +521,11 @@ class LockInfo:
         return ", ".join(parts)
 
 
+def settle(seconds: float) -> None:
+    """The pause between setting the lock and reading it back."""
+    time.sleep(seconds)
+
+
 def read_lock(stack: str) -> Optional[str]:
     """The release in progress, as its lock says, or None."""
     return pulumi_get("stack", "tag", "get", LOCK_TAG, "-s", stack)
@@ -548,7 +553,7 @@ class ReleaseLock:
             try:
                 pulumi("stack", "tag", "set", LOCK_TAG, self.value, "-s", self.stack)
                 if LIMITS["lock_settle"]:
-                    time.sleep(LIMITS["lock_settle"])  # a run that set it at the same time shows now
+                    settle(LIMITS["lock_settle"])  # a run that set it at the same time shows now
                 held = read_lock(self.stack)
             except Exception as error:
                 raise Failure(f"{describe(error)}; {self._give_back()}") from None

@@ -5,6 +5,7 @@ final config of every stack."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -430,3 +431,50 @@ def test_a_missing_pulumi_cli_is_one_clear_line(world, capfd, monkeypatch, tmp_p
     code, _, err = run(capfd, "status")
     assert code == 1
     assert error_line(err).startswith("error: the pulumi CLI is not on PATH")
+
+
+# --- time limits, the lock's identity ------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, environment, message", [
+    (["status", "--update-timeout", "0"], {}, "'0' is not a time limit: give a number of seconds above 0"),
+    (["status", "--cancel-grace", "soon"], {}, "'soon' is not a number of seconds"),
+    (["status"], {"BLUEGREEN_COMMAND_TIMEOUT": "two minutes"},
+     "BLUEGREEN_COMMAND_TIMEOUT='two minutes' is not a number of seconds above 0 (--command-timeout): set it to "
+     "e.g. 120, or unset it"),
+])
+def test_a_bad_time_limit_is_bad_usage_naming_the_flag_or_variable(argv, environment, message, capsys, monkeypatch):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit:
+        release.main(argv)
+    assert exit.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_flag_wins_over_its_environment_variable_which_wins_over_the_default(monkeypatch):
+    monkeypatch.setenv("BLUEGREEN_UPDATE_TIMEOUT", "600")
+    args = release.parse_args(["status", "--command-timeout", "30"])
+    assert (args.update_timeout, args.command_timeout, args.cancel_grace, args.lock_settle) == (600, 30, 60, 2)
+
+
+def test_each_run_locks_with_a_value_of_its_own():
+    values = {release.lock_value("green", "v2") for _ in range(50)}
+    assert len(values) == 50
+    info = release.LockInfo.parse(values.pop())
+    assert info.pid == os.getpid() and info.running_here() is True and info.age() < 60
+
+
+def test_the_settle_pause_catches_a_run_that_set_the_lock_just_after_this_one(world, capfd, monkeypatch):
+    monkeypatch.setenv("BLUEGREEN_LOCK_SETTLE", "3")
+    winner = "blue v9 bob@ci-2 2026-11-27T09:00:01Z pid=77 id=0badcafe"
+    paused = []
+
+    def other_machine_sets_it_meanwhile(seconds):
+        paused.append(seconds)
+        world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: winner}))
+
+    monkeypatch.setattr(release, "settle", other_machine_sets_it_meanwhile)
+    code, _, err = promote(world, capfd)
+    assert code == 1 and paused == [3]
+    assert world.calls() == START[:6] and world.tags() == {LOCK: winner}
+    assert error_line(err).startswith(f"error: a release is in progress: {winner} (held by bob@ci-2, pid 77, for ")
