@@ -400,11 +400,11 @@ class Routing:
 
     def set(self, key: str, value: Optional[str]) -> None:
         self.changed = True
+        self.config[key] = value  # taken as done even if the command fails or is stopped: restore undoes it anyway
         if value is None:
             pulumi("config", "rm", key, "-s", self.stack)
         else:
             pulumi("config", "set", key, value, "-s", self.stack)
-        self.config[key] = value
 
     def up(self) -> None:
         self.deployed = True

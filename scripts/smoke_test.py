@@ -312,10 +312,11 @@ def run_checks(url: str, paths: Sequence[str] = (), cookie: Optional[Cookie] = N
                for i, path in enumerate(checks)]
 
     def unfinished(why: str) -> list[CheckResult]:
+        finished = list(slots)  # before stopping the others, whose last answers the stop itself cuts short
         stop.set()
         dogs.stop()
         return [slot or CheckResult(f"GET {path}", False, time.monotonic() - start, why)
-                for slot, path in zip(list(slots), checks)]
+                for slot, path in zip(finished, checks)]
 
     try:  # a signal raises here (Interrupted), in the main thread
         for thread in threads:
