@@ -129,6 +129,9 @@ def _run(args: Sequence[str], stream: bool) -> subprocess.CompletedProcess:
             child = _popen(command, stream)
         except FileNotFoundError:
             raise Failure("the pulumi CLI is not on PATH: install it (https://www.pulumi.com/docs/install/)") from None
+        except OSError as error:
+            raise Failure(f"cannot run the pulumi CLI ({error.strerror or error}): check that `pulumi version` "
+                          "works here") from None
         SIGNALS.child, SIGNALS.forwarded_at = child, None
         if len(SIGNALS.received) > before:  # a signal came while it started
             SIGNALS.forward()
@@ -647,7 +650,7 @@ def report(run: Run) -> None:
             log(f"state now: could not be read back ({describe(error)})")
     if deployed is not None:
         log(f"state now, read back from the routing stack's outputs: {users_line(values, stack)}")
-        for line in drift(config or {}, deployed, stack) if config is not None else ():
+        for line in drift(config, deployed, stack) if config is not None else ():
             log(f"  {line}")
     if run.routing is not None:  # where users are meant to be: where they were, unless the change went to plan
         target = run.routing.config["active"] if run.routing.completed else run.routing.original
