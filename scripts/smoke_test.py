@@ -210,7 +210,7 @@ def _get(target: _Target, path: str, headers: dict[str, str], deadline: float, r
             raise TimeoutError("deadline")
         return _Answer(response.status, response.reason or "", response.headers, body)
     except Exception as error:  # the socket, TLS, or a malformed answer; or the deadline cut it short
-        if dog.fired:
+        if dog.fired or time.monotonic() >= deadline:  # the watchdog, or a socket timeout a hair before it
             raise _Late("no complete answer in time (the server is slow, or sends its answer a little at a "
                         "time)") from None
         if isinstance(error, (_Wait, _Wrong)):
