@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -91,7 +93,40 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [item for item in items if item not in e2e]
 
 
+# --- the fault matrix (tests/test_faults_release.py): each case records what it tried and how it ended --------
+
+_FAULTS: list[dict[str, Any]] = []
+
+
+def pytest_runtest_logreport(report):
+    """Collect the `fault` properties; under xdist the workers' reports arrive here too."""
+    if report.when == "call":
+        _FAULTS.extend({**json.loads(value), "passed": report.passed}
+                       for name, value in report.user_properties if name == "fault")
+
+
+def fault_table(faults: list[dict[str, Any]]) -> list[str]:
+    """The counts: per target and kind of fault, how many were tried and how they ended."""
+    rows: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for fault in faults:
+        rows[(fault["target"], fault["kind"])][fault["ended"] if fault["passed"] else "TEST FAILED"] += 1
+    endings: Counter = Counter(fault["ended"] if fault["passed"] else "TEST FAILED" for fault in faults)
+    targets = Counter(fault["target"] for fault in faults)
+    safe = sum(fault["passed"] for fault in faults)
+    lines = [f"fault matrix: {targets['release.py']} faults injected into release.py, {targets['smoke_test.py']} bad "
+             f"inputs given to smoke_test.py; {safe} of {len(faults)} ended safely"]
+    width = max(len(f"{target}: {kind}") for target, kind in rows)
+    for (target, kind), ended in sorted(rows.items()):
+        how = "; ".join(f"{count} {what}" for what, count in ended.most_common())
+        lines.append(f"  {f'{target}: {kind}':<{width}}  {sum(ended.values()):>3}  {how}")
+    lines.append("  how they ended: " + "; ".join(f"{count} {what}" for what, count in endings.most_common()))
+    return lines
+
+
 def pytest_terminal_summary(terminalreporter):
     reason = e2e_unavailable()
     if reason:
         terminalreporter.write_line(reason)
+    if _FAULTS:
+        for line in fault_table(_FAULTS):
+            terminalreporter.write_line(line)

@@ -6,17 +6,24 @@ $FAKE_PULUMI_STATE), records every call, and implements the few commands release
 `up` on the routing stack does what the real program does there: it refuses a target color that
 is not deployed and ready, then recomputes the routing outputs from `active`/`test` and the color
 stacks' outputs. Hooks make a given command fail, or change the state after it ran, so that the
-tests can stage a failure half-way or another machine's action. Only the standard library: it
-starts once per command, under `python -IS`.
+tests can stage a failure half-way or another machine's action; the fault hooks (`_fault`) make it
+hang, die, or print something malformed. Only the standard library: it starts once per command,
+under `python -IS`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import time
 
 ERROR_EXIT = 255  # what the Pulumi CLI exits with on an error
+FAULTS = ("hang", "kill", "stdout")  # hook kinds handled by _fault
+# What the CLI says when an update finds the stack's lock held (here: left by a killed update).
+LOCKED = ("error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or "
+          "delete the lock file with `pulumi cancel`.")
 
 
 class _Exit(Exception):
@@ -62,6 +69,8 @@ def _command(state: dict, args: list[str]) -> str:
     if name not in state["stacks"]:
         raise _Exit(ERROR_EXIT, f"error: no stack named '{name}' found")
     stack = state["stacks"][name]
+    if words[:1] in (["up"], ["destroy"]) and stack.get("locked_by"):
+        raise _Exit(ERROR_EXIT, f"{LOCKED}\n  {name}: created by fake@localhost (pid {stack['locked_by']})")
     match words:
         case ["stack", "output", "--json"]:
             return json.dumps(stack["outputs"], indent=4) + "\n"
@@ -89,6 +98,9 @@ def _command(state: dict, args: list[str]) -> str:
         case ["destroy", "--yes"]:
             stack["outputs"] = {}
             return f"Destroying ({name}):\nThe resources in the stack have been deleted.\n"
+        case ["cancel", "--yes"]:
+            stack.pop("locked_by", None)
+            return f"The currently running update for '{name}' has been canceled!\n"
         case _:
             raise _Exit(2, f"fake pulumi: unsupported command: {' '.join(args)}")
     return ""
@@ -106,6 +118,67 @@ def save(path: str, state: dict) -> None:
     os.replace(f"{path}.tmp", path)
 
 
+def _fault(path: str, state: dict, args: list[str], hook: dict) -> int:
+    """The fault hook kinds, a CLI that misbehaves:
+
+    {"hang": seconds}: waits that long before running the command (with "after": true, after it),
+        as a CLI stuck on its backend. SIGINT cancels it as the CLI does (exit 255, nothing more
+        done), unless "interrupt": "ignore": then only SIGKILL ends it. An `up` or `destroy` holds
+        the stack's lock while it hangs; killed, it leaves it (`pulumi cancel` clears it).
+        state["hanging"] says, while it hangs, that it does (and its pid).
+    {"kill": true}: dies by SIGKILL before the command (with "after": true, after it); an `up` or
+        `destroy` leaves the stack's lock.
+    {"stdout": text}: runs the command, and prints `text` instead of its output.
+    """
+    name = args[args.index("-s") + 1] if "-s" in args[:-1] else None
+    updating = args[0] in ("up", "destroy") and name in state["stacks"]
+    out = ""
+    if hook.get("after") or "stdout" in hook:
+        try:
+            out = _command(state, args)
+            _merge(state["stacks"], hook.get("patch", {}))
+        except _Exit as stop:
+            save(path, state)
+            sys.stderr.write(stop.message + "\n")
+            return stop.code
+        if "stdout" in hook:
+            save(path, state)
+            sys.stdout.write(hook["stdout"])
+            return 0
+    if updating:
+        state["stacks"][name]["locked_by"] = os.getpid()
+    if "kill" in hook:
+        save(path, state)
+        os.kill(os.getpid(), signal.SIGKILL)
+    if hook.get("interrupt") == "ignore":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cancelled = False
+    try:
+        state["hanging"] = {"pid": os.getpid(), "args": args}
+        save(path, state)
+        time.sleep(hook["hang"])
+    except KeyboardInterrupt:
+        cancelled = True
+    state = load(path)  # other commands may have run meanwhile
+    state.pop("hanging", None)
+    if updating:
+        state["stacks"][name].pop("locked_by", None)
+    code, message = 0, ""
+    if cancelled:
+        out, code, message = "", ERROR_EXIT, f"error: {'update ' if updating else ''}canceled"
+    elif not hook.get("after"):
+        try:
+            out = _command(state, args)
+            _merge(state["stacks"], hook.get("patch", {}))
+        except _Exit as stop:
+            out, code, message = "", stop.code, stop.message
+    save(path, state)
+    sys.stdout.write(out)
+    if message:
+        sys.stderr.write(message + "\n")
+    return code
+
+
 def main(args: list[str]) -> int:
     path = os.environ["FAKE_PULUMI_STATE"]
     state = load(path)
@@ -118,6 +191,8 @@ def main(args: list[str]) -> int:
             hook = None
         else:
             state["hooks"].remove(hook)
+    if hook is not None and any(kind in hook for kind in FAULTS):
+        return _fault(path, state, args, hook)
     try:
         if hook is not None and "fail" in hook:
             raise _Exit(ERROR_EXIT, hook["fail"])

@@ -63,7 +63,12 @@ def serve(handler: Handler, tls: Optional[tuple[Path, Path]] = None) -> Iterator
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handle)
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request, client_address) -> None:
+            if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up early is no error
+                super().handle_error(request, client_address)
+
+    server = Server(("127.0.0.1", 0), Handle)
     server.daemon_threads = True
     scheme = "http"
     if tls:
@@ -78,6 +83,51 @@ def serve(handler: Handler, tls: Optional[tuple[Path, Path]] = None) -> Iterator
     finally:
         server.shutdown()
         server.server_close()
+
+
+RawHandler = Callable[[socket.socket, bytes, threading.Event], None]  # (connection, request head, stop)
+
+
+@contextmanager
+def serve_raw(respond: RawHandler) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 for answers no HTTP server would send (a trickle, a bomb, garbage, silence):
+    it reads each request's head, then `respond` writes what it likes; `stop` is set when the block ends."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def one(connection: socket.socket) -> None:
+        with connection:
+            connection.settimeout(5)
+            head = b""
+            try:
+                while b"\r\n\r\n" not in head:
+                    chunk = connection.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                respond(connection, head, stop)
+            except OSError:  # the client hung up: what the tests provoke
+                pass
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=one, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(1)
+        listener.close()
 
 
 def closed_port() -> int:

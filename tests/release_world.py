@@ -9,11 +9,14 @@ what `pulumi up -s routing` deployed counts, not config set since) and picks one
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
+import time
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import fake_pulumi
 from loopback import answer, ready
@@ -21,7 +24,7 @@ from components.routes import http_routes, route_color, select_route
 from components.settings import RoutingSettings, parse_cookie, project_defaults
 
 FAKE = Path(__file__).resolve().parent / "fake_pulumi.py"
-LOCK_VALUE = re.compile(r"^(blue|green) (\S+) \S+@\S+ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+LOCK_VALUE = re.compile(r"^(blue|green) (\S+) \S+@\S+ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ pid=\d+ id=[0-9a-f]{8}$")
 
 
 def color_outputs(color: str, release: str, ready_replicas: int = 2) -> dict[str, Any]:
@@ -71,10 +74,29 @@ class World:
         """What `pulumi up -s routing` deployed, set up without recording a call."""
         self.change(lambda state: fake_pulumi.routing_up(state, state["stacks"]["routing"]))
 
-    def hook(self, when: str, skip: int = 0, fail: Optional[str] = None, patch: Optional[dict] = None) -> None:
-        """Make the next command that starts with `when` (after `skip` of them) fail, or change the stacks after it."""
-        hook = {"when": when, "skip": skip, **({"fail": fail} if fail else {"patch": patch})}
+    def hook(self, when: str, skip: int = 0, fail: Optional[str] = None, patch: Optional[dict] = None,
+             **fault: Any) -> None:
+        """Make the next command that starts with `when` (after `skip` of them) fail, or change the stacks after it,
+        or misbehave as `fault` says (fake_pulumi._fault: hang=seconds, kill=True, stdout=text, after, interrupt)."""
+        hook = {"when": when, "skip": skip, **({"fail": fail} if fail else {"patch": patch or {}}), **fault}
         self.change(lambda state: state["hooks"].append(hook))
+
+    def wait_hanging(self, limit: float = 30.0) -> dict[str, Any]:
+        """Wait until a command hangs on a hang hook (its pid and arguments): the moment to signal."""
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            hanging = self.state().get("hanging")
+            if hanging:
+                return hanging
+            time.sleep(0.02)
+        raise AssertionError("no pulumi command hung")
+
+    def users_on_a_ready_color(self) -> bool:
+        """What the routing stack deployed sends users to a color that is deployed and ready."""
+        state = self.state()
+        active = state["stacks"]["routing"]["outputs"].get("active")
+        target = state["stacks"].get(active or "", {}).get("outputs", {})
+        return target.get("color") == active and bool(target.get("readyReplicas"))
 
     def calls(self) -> list[str]:
         """Every pulumi command run, as text, with the lock's value (who, when) shown as <lock>."""
@@ -120,3 +142,44 @@ class World:
         if path == "/ready":
             return ready(color, value=mode != "unready")
         return answer(200, color)
+
+
+# --- the stand-in without a process start, for the fault matrix --------------------------------------
+
+class InProcess:
+    """A pulumi command run by the stand-in in this process: what release.py reads of a Popen of it (the
+    same code, state file and hooks), without the cost of starting Python for every command."""
+
+    pid = None
+
+    def __init__(self, command: Sequence[str], stream: bool):
+        self.args, self.stream = list(command[1:]), stream
+        self.returncode: Optional[int] = None
+
+    def communicate(self, timeout: Optional[float] = None) -> tuple[Optional[str], str]:
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            self.returncode = fake_pulumi.main(self.args)
+        if self.stream:  # stdout went to the terminal's stderr
+            sys.stderr.write(out.getvalue())
+            return None, err.getvalue()
+        return out.getvalue(), err.getvalue()
+
+    def send_signal(self, signum: int) -> None:
+        pass  # it has finished before anything could signal it
+
+    def poll(self) -> Optional[int]:
+        return self.returncode
+
+
+def mostly_in_process(real: Callable, state_file: Path) -> Callable:
+    """release._popen for the fault matrix: a command that a hang or kill hook waits for runs as a real
+    process (to be timed out, signalled, killed), every other one in this process."""
+    def popen(command: Sequence[str], stream: bool):
+        state = fake_pulumi.load(str(state_file))
+        line = " ".join(command[1:])
+        hook = next((h for h in state["hooks"] if line.startswith(h["when"])), None)
+        if hook is not None and not hook.get("skip", 0) and ("hang" in hook or "kill" in hook):
+            return real(command, stream)
+        return InProcess(command, stream)
+    return popen

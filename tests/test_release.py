@@ -5,6 +5,7 @@ final config of every stack."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -32,6 +33,8 @@ START = [  # promote green: the test cookie, green's state, the lock, the routin
 ]
 PIN_AND_FLIP = ["stack output --json -s green", "config set active green -s routing", "config rm test -s routing", UP]
 UNLOCK = [f"stack tag get {LOCK} -s routing", f"stack tag rm {LOCK} -s routing"]
+# After a run that changed the routing and failed: the state read back, and the config compared with it.
+REPORT = ["stack output --json -s routing", "config get active -s routing", "config get test -s routing"]
 INITIAL_CONFIG = {"routing": {"active": "blue"}, "blue": {"color": "blue"}, "green": {"color": "green"}}
 
 
@@ -42,6 +45,7 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_PULUMI_STATE", str(world.state_file))
     monkeypatch.delenv("BLUEGREEN_TEST_TOKEN", raising=False)
     monkeypatch.delenv("BLUEGREEN_URL", raising=False)
+    monkeypatch.setenv("BLUEGREEN_LOCK_SETTLE", "0")  # no pause between setting the lock and reading it back
     with serve(world.gateway) as url:
         world.url = url
         yield world
@@ -83,7 +87,7 @@ def test_promote_tests_then_flips_and_prints_every_command(world, capfd):
     assert world.outputs("routing") == {"active": "green", "activeRelease": "v2"}
     assert world.tags() == {}
     printed = [line[len("$ pulumi "):] for line in err.splitlines() if line.startswith("$ pulumi ")]
-    assert [re.sub(r"'(blue|green) v\d .*Z'", "<lock>", line) for line in printed] == world.calls()
+    assert [re.sub(r"'(blue|green) v\d [^']*'", "<lock>", line) for line in printed] == world.calls()
     assert re.search(r"^ok   route testers to green \(\d+\.\d\ds\)$", err, re.M)
     assert re.search(r"^ok   smoke tests of green through the test route \(cookie test=true\) "
                      r"\(\d+\.\d\ds\): 1 of 1 checks passed$", err, re.M)
@@ -95,10 +99,13 @@ def test_smoke_failure_keeps_users_on_the_active_color_and_removes_the_test_rout
     set_apps(world, green="broken")
     code, _, err = promote(world, capfd, "green", "--check", "/api/orders")
     assert code == 1
-    assert world.calls() == START + ["config rm test -s routing", UP] + UNLOCK
+    assert world.calls() == START + ["config rm test -s routing", UP] + UNLOCK + REPORT
     assert world.config() == INITIAL_CONFIG
     assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
     assert world.tags() == {}
+    assert ("state now, read back from the routing stack's outputs: users are on blue (release v1), no test route"
+            in err)
+    assert "nothing is left to finish by hand" in err
     message = error_line(err)
     assert message.startswith("error: smoke tests of green failed through the test route, so users stay on blue")
     assert "GET /ready: 500 Internal Server Error" in message and "GET /api/orders: 500" in message
@@ -109,7 +116,7 @@ def test_a_failure_after_the_flip_rolls_back_on_its_own(world, capfd):
     set_apps(world, green="fails-for-users")
     code, _, err = promote(world, capfd)
     assert code == 1
-    assert world.calls() == START + PIN_AND_FLIP + ["config set active blue -s routing", UP] + UNLOCK
+    assert world.calls() == START + PIN_AND_FLIP + ["config set active blue -s routing", UP] + UNLOCK + REPORT
     assert world.config() == INITIAL_CONFIG
     assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
     message = error_line(err)
@@ -121,7 +128,7 @@ def test_a_release_that_changed_while_under_test_is_not_flipped(world, capfd):
     world.hook(UP, patch={"green": {"outputs": {"release": "v3"}}})  # green redeployed during the smoke tests
     code, _, err = promote(world, capfd)
     assert code == 1
-    assert world.calls() == START + ["stack output --json -s green", "config rm test -s routing", UP] + UNLOCK
+    assert world.calls() == START + ["stack output --json -s green", "config rm test -s routing", UP] + UNLOCK + REPORT
     assert world.config() == INITIAL_CONFIG
     assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
     assert "green's release changed from v2 to v3 while it was being tested, so users stay on blue" in error_line(err)
@@ -131,7 +138,7 @@ def test_a_pulumi_up_failing_half_way_puts_the_routing_back(world, capfd):
     world.hook(UP, skip=1, fail="error: update failed: connection reset by peer")  # the flip's up
     code, _, err = promote(world, capfd)
     assert code == 1
-    assert world.calls() == START + PIN_AND_FLIP + ["config set active blue -s routing", UP] + UNLOCK
+    assert world.calls() == START + PIN_AND_FLIP + ["config set active blue -s routing", UP] + UNLOCK + REPORT
     assert world.config() == INITIAL_CONFIG
     assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
     assert world.tags() == {}
@@ -145,8 +152,10 @@ def test_when_putting_the_routing_back_fails_too_it_says_what_to_run(world, capf
     world.hook(UP, fail="error: the backend is unreachable")  # ... and the one that would undo it
     code, _, err = promote(world, capfd)
     assert code == 1
-    assert world.calls() == START + ["config rm test -s routing", UP] + UNLOCK
+    assert world.calls() == START + ["config rm test -s routing", UP] + UNLOCK + REPORT
     assert world.config() == INITIAL_CONFIG  # config is back; the deployment could not be checked
+    assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}  # the first up failed before it
+    assert "to finish by hand:\n  pulumi up --yes --skip-preview -s routing" in err  # to be sure of what runs
     message = error_line(err)
     assert "restoring the routing failed too" in message
     assert message.endswith(f"run: pulumi config set active blue -s routing && pulumi config rm test -s routing "
@@ -199,26 +208,52 @@ def test_losing_the_race_for_the_lock_leaves_the_winner_alone(world, capfd):
     assert error_line(err).startswith(f"error: a release is in progress: {winner} ")
 
 
-def test_an_unexpected_crash_leaves_the_lock_for_unlock(world, capfd, monkeypatch):
+def test_an_unexpected_crash_puts_the_routing_back_and_releases_the_lock(world, capfd, monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("bug in a check")
 
     monkeypatch.setattr(smoke_test, "run_checks", crash)
     code, _, err = promote(world, capfd)
     assert code == 1
-    assert world.calls() == START
-    assert LOCK in world.tags()
-    assert "the release lock stays set" in err
-    assert error_line(err) == "error: unexpected RuntimeError: bug in a check"
+    assert world.calls() == START + ["config rm test -s routing", UP] + UNLOCK + REPORT
+    assert world.config() == INITIAL_CONFIG and world.tags() == {}
+    assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
+    assert error_line(err) == ("error: unexpected RuntimeError: bug in a check; routing restored: users on blue, "
+                               "no test route")
     assert "Traceback" not in err
 
+
+def test_unlock_clears_a_lock_left_by_a_killed_run_and_says_what_is_left(world, capfd):
+    route_to(world, "blue", test="green")  # a promote killed (SIGKILL) after it deployed the test route
+    world.change(lambda state: state["stacks"]["routing"]["config"].update(active="green"))  # and set active
+    held = "green v2 alice@ci-7 2026-11-27T09:00:00Z pid=4242 id=0a1b2c3d"
+    world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: held}))
     code, _, err = run(capfd, "unlock")
-    assert code == 0
-    assert world.calls()[-2:] == UNLOCK
+    assert code == 0, err
+    assert world.calls() == UNLOCK + REPORT
     assert world.tags() == {}
-    assert "removed the release lock (green v2 " in err
+    assert f"removed the release lock ({held}; held by alice@ci-7, pid 4242, for " in err
+    assert "users are on blue (release v1), testers with the cookie on green (release v2)" in err
+    assert ("the routing config says active green, but blue is deployed: the next `pulumi up -s routing` would send "
+            "users to green") in err
+    # Commands that keep users where they are and remove the test route, in order.
+    assert err.split("to finish by hand")[1].splitlines()[1:4] == [
+        "  pulumi config set active blue -s routing   # keeps users on blue",
+        "  pulumi config rm test -s routing",
+        "  pulumi up --yes --skip-preview -s routing   # removes the test route to green; users stay on blue"]
     code, _, err = run(capfd, "unlock")
     assert code == 0 and "no release lock is held" in err
+
+
+def test_unlock_refuses_while_the_run_holding_the_lock_still_runs_here(world, capfd):
+    held = release.lock_value("green", "v2")  # this process: a run that is still going
+    world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: held}))
+    code, _, err = run(capfd, "unlock")
+    assert code == 1
+    assert world.tags() == {LOCK: held}
+    assert "held by a run still going on this machine" in error_line(err) and "--force" in error_line(err)
+    code, _, err = run(capfd, "unlock", "--force")
+    assert code == 0 and world.tags() == {}
 
 
 @pytest.mark.parametrize("source", ["environment", "config"])
@@ -240,7 +275,7 @@ def test_the_test_token_is_sent_but_never_shown(world, capfd, monkeypatch, tmp_p
 def test_a_wrong_cookie_reaches_the_active_color_and_fails_at_once(world, capfd):
     code, _, err = promote(world, capfd, "green", "--cookie", "test=wrong")
     assert code == 1
-    assert world.calls() == START[2:] + ["config rm test -s routing", UP] + UNLOCK
+    assert world.calls() == START[2:] + ["config rm test -s routing", UP] + UNLOCK + REPORT
     assert "GET /ready: 200 OK, answered by blue, expected green" in error_line(err)
     assert world.config() == INITIAL_CONFIG
 
@@ -333,19 +368,42 @@ def test_status_shows_both_colors_the_routes_and_the_lock(world, capfd):
     world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: held}))
     code, out, _ = run(capfd, "status")
     assert code == 0
-    assert out.splitlines() == [
+    lines = out.splitlines()
+    assert lines[:3] == [
         "COLOR  STACK  ROLE    RELEASE  READY  IMAGE",
         "blue   blue   active  v1       2/2    registry.example.com/myapp:v1",
         "green  green  test    v2       2/2    registry.example.com/myapp:v2",
-        f"release in progress: {held}",
     ]
+    assert re.fullmatch(rf"release in progress: {held} \(held by alice@ci-7, for \d+h\d\dm\)", lines[3])
+    assert lines[4:] == ["routing config: as deployed"]
     code, out, _ = run(capfd, "status", "--json")
     report = json.loads(out)
     assert (report["active"], report["test"], report["releaseInProgress"]) == ("blue", "green", held)
     assert report["colors"]["green"] == {"stack": "green", "deployed": True, "release": "v2",
                                          "image": "registry.example.com/myapp:v2", "readyReplicas": 2, "replicas": 2}
-    assert world.calls()[-4:] == ["stack output --json -s routing", "stack output --json -s blue",
-                                  "stack output --json -s green", f"stack tag get {LOCK} -s routing"]
+    assert report["lock"]["holder"] == "alice@ci-7" and report["lock"]["ageSeconds"] > 0
+    assert (report["config"], report["configDiffers"], report["problems"]) == ({"active": "blue", "test": "green"}, [], [])
+    assert world.calls()[-6:] == ["stack output --json -s routing", "stack output --json -s blue",
+                                  "stack output --json -s green", "config get active -s routing",
+                                  "config get test -s routing", f"stack tag get {LOCK} -s routing"]
+
+
+def test_status_shows_where_the_routing_config_differs_from_what_is_deployed(world, capfd):
+    world.change(lambda state: state["stacks"]["routing"]["config"].update(active="green"))  # set, never deployed
+    code, out, _ = run(capfd, "status")
+    assert code == 0
+    assert out.splitlines()[-1] == ("config differs: the routing config says active green, but blue is deployed: "
+                                    "the next `pulumi up -s routing` would send users to green")
+    report = json.loads(run(capfd, "status", "--json")[1])
+    assert report["config"] == {"active": "green", "test": None} and len(report["configDiffers"]) == 1
+
+
+def test_status_shows_a_malformed_output_as_a_problem_not_a_traceback(world, capfd):
+    world.change(lambda state: state["stacks"]["green"]["outputs"].update(readyReplicas="two", image="x\x1b[2Jy"))
+    code, out, err = run(capfd, "status")
+    assert code == 0, err
+    assert "green  green  idle    v2       None/2  x\\x1b[2Jy" in out  # escaped, not sent to the terminal
+    assert 'problem: stack green\'s output readyReplicas is "two", not a whole number of pods' in out
 
 
 # --- the command line ---------------------------------------------------------------------------------
@@ -373,3 +431,50 @@ def test_a_missing_pulumi_cli_is_one_clear_line(world, capfd, monkeypatch, tmp_p
     code, _, err = run(capfd, "status")
     assert code == 1
     assert error_line(err).startswith("error: the pulumi CLI is not on PATH")
+
+
+# --- time limits, the lock's identity ------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, environment, message", [
+    (["status", "--update-timeout", "0"], {}, "'0' is not a time limit: give a number of seconds above 0"),
+    (["status", "--cancel-grace", "soon"], {}, "'soon' is not a number of seconds"),
+    (["status"], {"BLUEGREEN_COMMAND_TIMEOUT": "two minutes"},
+     "BLUEGREEN_COMMAND_TIMEOUT='two minutes' is not a number of seconds above 0 (--command-timeout): set it to "
+     "e.g. 120, or unset it"),
+])
+def test_a_bad_time_limit_is_bad_usage_naming_the_flag_or_variable(argv, environment, message, capsys, monkeypatch):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit:
+        release.main(argv)
+    assert exit.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_flag_wins_over_its_environment_variable_which_wins_over_the_default(monkeypatch):
+    monkeypatch.setenv("BLUEGREEN_UPDATE_TIMEOUT", "600")
+    args = release.parse_args(["status", "--command-timeout", "30"])
+    assert (args.update_timeout, args.command_timeout, args.cancel_grace, args.lock_settle) == (600, 30, 60, 2)
+
+
+def test_each_run_locks_with_a_value_of_its_own():
+    values = {release.lock_value("green", "v2") for _ in range(50)}
+    assert len(values) == 50
+    info = release.LockInfo.parse(values.pop())
+    assert info.pid == os.getpid() and info.running_here() is True and info.age() < 60
+
+
+def test_the_settle_pause_catches_a_run_that_set_the_lock_just_after_this_one(world, capfd, monkeypatch):
+    monkeypatch.setenv("BLUEGREEN_LOCK_SETTLE", "3")
+    winner = "blue v9 bob@ci-2 2026-11-27T09:00:01Z pid=77 id=0badcafe"
+    paused = []
+
+    def other_machine_sets_it_meanwhile(seconds):
+        paused.append(seconds)
+        world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: winner}))
+
+    monkeypatch.setattr(release, "settle", other_machine_sets_it_meanwhile)
+    code, _, err = promote(world, capfd)
+    assert code == 1 and paused == [3]
+    assert world.calls() == START[:6] and world.tags() == {LOCK: winner}
+    assert error_line(err).startswith(f"error: a release is in progress: {winner} (held by bob@ci-2, pid 77, for ")

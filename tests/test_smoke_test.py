@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -37,7 +38,10 @@ def test_healthy_gateway_passes_every_check_and_sends_the_cookie(capsys):
         assert line_of(out, path).startswith("PASS ")
         assert "answered by green" in line_of(out, path)
     assert "3 of 3 checks passed" in out
-    assert sorted(seen) == [("/api/orders", "test=s3cret"), ("/api/users", "test=s3cret"), ("/ready", "test=s3cret")]
+    # three right answers in a row (--consecutive, default 3) per check, each with the cookie
+    assert sorted(seen) == sorted(3 * [("/api/orders", "test=s3cret"), ("/api/users", "test=s3cret"),
+                                       ("/ready", "test=s3cret")])
+    assert "3 in a row" in line_of(out, "/ready")
     assert "s3cret" not in out and "test=[secret]" in out
 
 
@@ -113,8 +117,10 @@ def test_settle_waits_for_a_routing_change_to_reach_the_gateway(capsys):
         return ready("blue" if time.monotonic() - start < 0.3 else "green")
 
     with serve(handle) as url:
-        code, out, _ = run(capsys, "--url", url, "--expect-color", "green", "--settle", "2", "--timeout", "3")
+        code, out, took = run(capsys, "--url", url, "--expect-color", "green", "--settle", "0.6", "--timeout", "3")
     assert code == 0, out
+    assert took >= 0.6  # right answers count only once the settle time is over
+    assert "wrong-color answers in all" in line_of(out, "/ready")  # blue's answers while settling, counted
 
 
 def test_settle_is_bounded_then_the_other_color_fails(capsys):
@@ -158,7 +164,8 @@ def test_independent_checks_run_concurrently(capsys):
         return ready("green") if path == "/ready" else answer(200, "green")
 
     with serve(handle) as url:
-        code, _, took = run(capsys, "--url", url, "--check", "/a", "--check", "/b", "--check", "/c")
+        code, _, took = run(capsys, "--url", url, "--check", "/a", "--check", "/b", "--check", "/c",
+                            "--consecutive", "1")
     assert code == 0
     assert took < 1.2  # four checks of 0.4s each
 
@@ -203,6 +210,8 @@ def test_tls_is_verified_unless_insecure(tmp_path, capsys):
     (["--url", "http://gateway.example", "--expect-color", "red"], "invalid choice: 'red'"),
     (["--url", "http://gateway.example", "--check", "api"], "must be a URL path"),
     (["--url", "http://gateway.example", "--timeout", "soon"], "is not a number of seconds"),
+    (["--url", "http://gateway.example", "--consecutive", "0"], "'0' is not a number of answers from 1 to 100"),
+    (["--url", "http://gateway.example", "--max-body", "lots"], "'lots' is not a number of bytes"),
     ([], "--url URL or the environment variable BLUEGREEN_URL"),
 ])
 def test_bad_usage_exits_2(argv, message, capsys, monkeypatch):
@@ -232,3 +241,39 @@ def test_run_checks_returns_one_result_per_check_in_order():
     with serve(healthy("blue")) as url:
         results = smoke_test.run_checks(url, ["/x", "/y"], expect_color="blue", timeout=1)
     assert [(r.name, r.passed) for r in results] == [("GET /ready", True), ("GET /x", True), ("GET /y", True)]
+
+
+def test_after_the_settle_time_any_wrong_answer_fails_even_between_right_ones(capsys):
+    answers = iter(["green", "green", "blue"])  # a gateway pod that has not got the new route yet
+
+    def handle(path, headers):
+        return ready(next(answers, "green"))
+
+    with serve(handle) as url:
+        code, out, took = run(capsys, "--url", url, "--expect-color", "green", "--consecutive", "3", "--timeout", "5")
+    assert code == 1 and took < 1.0
+    detail = line_of(out, "/ready")
+    assert "answered by blue, expected green" in detail and "1 wrong-color answer in all" in detail
+
+
+def test_the_junit_report_is_written_on_a_pass_with_the_answers_counted(tmp_path, capsys):
+    report = tmp_path / "smoke.xml"
+    with serve(healthy("green")) as url:
+        code, _, _ = run(capsys, "--url", url, "--expect-color", "green", "--junit", str(report))
+    assert code == 0
+    case = ET.parse(report).getroot().find("testsuite/testcase")
+    assert case.find("failure") is None and "3 in a row" in case.find("system-out").text
+    assert {p.get("name"): p.get("value") for p in case.iter("property")} == {"answers": "3", "wrongColorAnswers": "0"}
+
+
+def test_the_run_has_a_deadline_of_its_own(monkeypatch):
+    """A check stuck where no deadline of its own reaches (a DNS lookup, a bug) does not hold the run."""
+    stuck = threading.Event()
+    monkeypatch.setattr(smoke_test, "_get", lambda *args, **kwargs: stuck.wait(30))
+    start = time.monotonic()
+    try:
+        results = smoke_test.run_checks("http://gateway.example", timeout=5, run_timeout=0.3)
+    finally:
+        stuck.set()
+    assert time.monotonic() - start < 2
+    assert [(r.passed, r.detail) for r in results] == [(False, "did not finish by the run's deadline (0.3s)")]

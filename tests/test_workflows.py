@@ -332,3 +332,52 @@ def test_each_color_deploys_then_promotes_then_rolls_back_or_decommissions_the_o
     assert release_runs(after[f"Rollback to {other}"]) == [["rollback"]]
     assert release_runs(after[f"Decommission {other}"]) == [["decommission", other]]
     assert all("auto_promote" not in p for p in load(SEMAPHORE / activate)["promotions"])  # a person decides
+
+
+# ---------------------------------------------------------------- one change to the stacks at a time: the CI queues
+
+
+def touches_stacks(commands) -> bool:
+    """Whether these command lines run pulumi, or release.py, against a stack."""
+    for command in commands:
+        for line in shell_lines(command):
+            words = shlex.split(line)
+            if words[:1] == ["pulumi"] or "scripts/release.py" in words:
+                return True
+    return False
+
+
+def github_job_touches_stacks(job) -> bool:
+    steps = job.get("steps", [])
+    return (any(step.get("uses", "").startswith("pulumi/actions@") for step in steps)
+            or touches_stacks(step.get("run", "") for step in steps))
+
+
+def test_github_jobs_that_run_pulumi_queue_per_stack_and_are_never_cancelled_half_way():
+    document = load(GITHUB)
+    touching = {name: job for name, job in document["jobs"].items() if github_job_touches_stacks(job)}
+    assert set(touching) == {"preview"}
+    # A workflow-wide group that cancels would cancel these jobs too, whatever their own group says.
+    assert document.get("concurrency") is None or document["concurrency"].get("cancel-in-progress") is False
+    for job in touching.values():
+        assert job["concurrency"] == {"group": "bluegreen-stack-${{ matrix.stack }}", "cancel-in-progress": False}
+        assert "stack" in job["strategy"]["matrix"]  # one group per stack: the matrix entries do not queue each other
+
+
+def test_only_the_offline_plan_is_cancelled_by_a_newer_push():
+    plan = load(GITHUB)["jobs"]["plan"]
+    assert not github_job_touches_stacks(plan)
+    assert plan["concurrency"] == {"group": "preview-plan-${{ github.event.pull_request.number }}",
+                                   "cancel-in-progress": True}
+
+
+def test_every_semaphore_pipeline_that_touches_a_stack_waits_in_the_shared_queue():
+    touching = {path.name for path in PIPELINES if touches_stacks(semaphore_commands(load(path)))}
+    assert touching == {path.name for path in PIPELINES} - {"semaphore.yml"}  # the tests and the plan touch none
+    for name in touching:
+        assert load(SEMAPHORE / name)["queue"] == {"name": "shared kubernetes deployment", "scope": "organization"}
+
+
+def test_the_queue_check_is_not_vacuous():
+    assert touches_stacks(["pulumi up --yes --stack green"]) and touches_stacks(["python scripts/release.py rollback"])
+    assert not touches_stacks(["python -m pytest -q", "python scripts/plan.py"])

@@ -1,0 +1,525 @@
+"""The fault matrix: faults injected into release.py and bad answers given to smoke_test.py.
+
+release.py runs against the stand-in pulumi (release_world), which is made to exit non-zero at each
+step of a promote and of a rollback, hang, die by SIGKILL, print malformed JSON or outputs of the
+wrong type, or lose the release lock between its write and its read-back; release.py itself gets
+SIGINT or SIGTERM mid-`up` (run as a subprocess). smoke_test.py meets raw servers on 127.0.0.1 that
+hang, trickle bytes, send huge or gzip-bomb bodies, deeply nested JSON, control characters, the
+wrong color, redirects, garbage.
+
+Every case asserts that the run ends in a safe state: exit 1, no traceback, the test token nowhere
+in what is printed, users on a ready color as the stand-in's routing outputs say, the release lock
+released or its holder reported, the state read back and printed (with the commands that finish by
+hand) once something changed; for smoke_test.py: within its deadline, server text escaped, the
+JUnit report written. Each case records what it tried and how it ended (the `fault` property);
+tests/conftest.py prints the counts at the end of the session.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import pytest
+
+from loopback import ROOT, serve, serve_raw
+from release_world import World, color_outputs, mostly_in_process
+from components.routes import COLOR_HEADER
+from scripts import release, smoke_test
+from scripts._cli import run_main
+
+LOCK = "bluegreen:release"
+UP = "up --yes --skip-preview -s routing"
+TOKEN = "tok-5ecret-0f1e2d3c4b5a6978"  # the routing stack's testToken: never printed
+RELEASE_PY = ROOT / "scripts" / "release.py"
+SMOKE_PY = ROOT / "scripts" / "smoke_test.py"
+
+# The pulumi commands of a promote of green and of a rollback that go to plan, in order.
+PROMOTE = ["config get testCookie -s routing", "config get testToken -s routing", "stack output --json -s green",
+           f"stack tag get {LOCK} -s routing", f"stack tag set {LOCK} <lock> -s routing",
+           f"stack tag get {LOCK} -s routing", "stack output --json -s routing", "config set test green -s routing",
+           UP, "stack output --json -s green", "config set active green -s routing", "config rm test -s routing", UP,
+           f"stack tag get {LOCK} -s routing", f"stack tag rm {LOCK} -s routing"]
+ROLLBACK = ["stack output --json -s routing", "stack output --json -s blue", f"stack tag get {LOCK} -s routing",
+            f"stack tag set {LOCK} <lock> -s routing", f"stack tag get {LOCK} -s routing",
+            "stack output --json -s routing", "config set active blue -s routing", UP,
+            f"stack tag get {LOCK} -s routing", f"stack tag rm {LOCK} -s routing"]
+CHANGES = ("config set active", "config set test", "config rm test", "up ")
+
+
+def at_step(calls: list[str], index: int, **fault: Any) -> dict[str, Any]:
+    """A hook on the index-th command of `calls`: the command's text, and how many like it run before."""
+    when = "stack tag set" if calls[index].startswith("stack tag set") else calls[index]
+    return {"when": when, "skip": sum(c.startswith(when) for c in calls[:index]), **fault}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    kind: str  # the kind of fault, a row of the counts
+    command: str  # promote or rollback
+    hooks: tuple[dict, ...] = ()
+    env: dict = field(default_factory=dict)
+    held: Optional[str] = None  # a lock already set when the run starts
+
+
+def _name(calls: list[str], index: int) -> str:
+    return f"{index:02d}-" + re.sub(r"[^a-z]+", "-", calls[index].split(" -s ")[0].replace(LOCK, "lock")).strip("-")
+
+
+def _green(**change: Any) -> str:
+    return json.dumps({**color_outputs("green", "v2"), **change})
+
+
+DEEP = "[" * 50_000 + "]" * 50_000
+QUICK = {"BLUEGREEN_COMMAND_TIMEOUT": "1", "BLUEGREEN_UPDATE_TIMEOUT": "1"}
+
+CASES: list[Case] = []
+for _i in range(len(PROMOTE)):
+    CASES.append(Case(f"promote-exit-{_name(PROMOTE, _i)}", "a pulumi command exits non-zero", "promote",
+                      (at_step(PROMOTE, _i, fail="error: [500] Internal Server Error: the backend failed"),)))
+for _i in range(len(ROLLBACK)):
+    CASES.append(Case(f"rollback-exit-{_name(ROLLBACK, _i)}", "a pulumi command exits non-zero", "rollback",
+                      (at_step(ROLLBACK, _i, fail="error: [500] Internal Server Error: the backend failed"),)))
+for _i in (0, 2, 4, 5, 7, 8, 9, 12, 14):
+    CASES.append(Case(f"promote-hang-{_name(PROMOTE, _i)}", "a pulumi command hangs (time limit)", "promote",
+                      (at_step(PROMOTE, _i, hang=30),), QUICK))
+CASES.append(Case("rollback-hang-up", "a pulumi command hangs (time limit)", "rollback",
+                  (at_step(ROLLBACK, 7, hang=30),), QUICK))
+CASES.append(Case("promote-hang-up-ignoring-sigint", "a pulumi command hangs (time limit)", "promote",
+                  (at_step(PROMOTE, 8, hang=30, interrupt="ignore"),), QUICK))
+for _i in (2, 4, 8, 12):
+    CASES.append(Case(f"promote-killed-{_name(PROMOTE, _i)}", "a pulumi command is killed (SIGKILL)", "promote",
+                      (at_step(PROMOTE, _i, kill=True),)))
+CASES.append(Case("promote-killed-after-the-flip", "a pulumi command is killed (SIGKILL)", "promote",
+                  (at_step(PROMOTE, 12, kill=True, after=True),)))
+CASES.append(Case("rollback-killed-up", "a pulumi command is killed (SIGKILL)", "rollback",
+                  (at_step(ROLLBACK, 7, kill=True),)))
+for _label, _index, _text in [
+    ("green-not-json", 2, "a maintenance page, not JSON"),
+    ("green-a-list", 2, "[1, 2]"),
+    ("green-null", 2, "null"),
+    ("green-ready-a-word", 2, _green(readyReplicas="two")),
+    ("green-ready-a-boolean", 2, _green(readyReplicas=True)),
+    ("green-ready-negative", 2, _green(readyReplicas=-1)),
+    ("green-ready-a-fraction", 2, _green(readyReplicas=1.5)),
+    ("green-release-with-escapes", 2, _green(release="v2\u001b[2J")),
+    ("green-color-purple", 2, _green(color="purple")),
+    ("green-deeply-nested", 2, DEEP),
+    ("routing-active-purple", 6, json.dumps({"active": "purple", "activeRelease": "v1"})),
+    ("routing-active-a-number", 6, json.dumps({"active": 7})),
+    ("routing-test-a-list", 6, json.dumps({"active": "blue", "activeRelease": "v1", "test": ["green"]})),
+    ("routing-html", 6, "<html>502 Bad Gateway</html>"),
+    ("routing-deeply-nested", 6, '{"active": ' + DEEP + "}"),
+    ("pin-ready-a-string", 9, _green(readyReplicas="2")),
+    ("pin-not-json", 9, "{'color': 'green'}"),
+    ("pin-release-an-object", 9, _green(release={"v": 2})),
+]:
+    CASES.append(Case(f"promote-output-{_label}", "pulumi prints malformed or wrong-typed outputs", "promote",
+                      (at_step(PROMOTE, _index, stdout=_text),)))
+for _label, _index, _text in [("routing-active-red", 0, json.dumps({"active": "red"})),
+                              ("blue-ready-nan", 1, '{"color": "blue", "release": "v1", "readyReplicas": NaN}'),
+                              ("routing-again-garbage", 5, "\u001b]0;owned\u0007")]:
+    CASES.append(Case(f"rollback-output-{_label}", "pulumi prints malformed or wrong-typed outputs", "rollback",
+                      (at_step(ROLLBACK, _index, stdout=_text),)))
+_WINNER = "blue v9 bob@ci-2 2026-11-27T09:00:01Z pid=77 id=0badcafe"
+CASES += [
+    Case("lock-stolen-between-write-and-read-back", "the release lock is lost or held", "promote",
+         ({"when": "stack tag set", "patch": {"routing": {"tags": {LOCK: _WINNER}}}},)),
+    Case("lock-read-back-unset", "the release lock is lost or held", "promote",
+         (at_step(PROMOTE, 5, fail=f"error: stack tag '{LOCK}' not found for stack 'routing'"),)),
+    Case("lock-held-by-a-stale-run", "the release lock is lost or held", "promote",
+         held="green v1 carol@laptop 2026-01-02T03:04:05Z pid=99999 id=12345678"),
+    Case("lock-held-with-escapes", "the release lock is lost or held", "rollback",
+         held="green v1 \u001b[31mmallory\u001b[0m@x 2026-01-02T03:04:05Z"),
+]
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    world = World(tmp_path)
+    for name, value in {"PATH": world.path, "FAKE_PULUMI_STATE": str(world.state_file), "BLUEGREEN_LOCK_SETTLE": "0",
+                        "BLUEGREEN_CANCEL_GRACE": "0.5", "BLUEGREEN_COMMAND_TIMEOUT": "10",
+                        "BLUEGREEN_UPDATE_TIMEOUT": "10"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("BLUEGREEN_TEST_TOKEN", raising=False)
+    monkeypatch.delenv("BLUEGREEN_URL", raising=False)
+    world.change(lambda state: state["stacks"]["routing"]["config"].update(testToken=TOKEN))
+    world.deploy_routing()
+    world.hold = None  # a color whose answers the gateway holds, until `release` is set
+    world.blocked = threading.Event()  # set once the gateway holds a request
+    world.release = threading.Event()
+
+    def gateway(path, headers):
+        answer = world.gateway(path, headers)
+        if world.hold and answer[1].get(COLOR_HEADER) == world.hold:
+            world.blocked.set()
+            world.release.wait(20)
+        return answer
+
+    with serve(gateway) as url:
+        world.url = url
+        yield world
+        world.release.set()
+
+
+@pytest.fixture
+def quick(world, monkeypatch):
+    """The stand-in in this process for every command but the one a hang or kill hook waits for."""
+    monkeypatch.setattr(release, "_popen", mostly_in_process(release._popen, world.state_file))
+    return world
+
+
+def arguments(world: World, command: str) -> list[str]:
+    if command == "promote":
+        return ["promote", "green", "--url", world.url, "--timeout", "1", "--settle", "0", "--consecutive", "1"]
+    return [command]
+
+
+def start_state(world: World, case: Case) -> None:
+    if case.command == "rollback":
+        world.change(lambda state: state["stacks"]["routing"]["config"].update(active="green"))
+        world.deploy_routing()
+    if case.held:
+        world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: case.held}))
+    for hook in case.hooks:
+        world.hook(**hook)
+
+
+def ending(world: World, code: int, err: str) -> str:
+    """How a run ended, in a few words, for the counts."""
+    calls = world.calls()
+    changed = any(call.startswith(CHANGES) for call in calls)
+    lock = "lock released" if not world.tags() else "lock left, holder reported"
+    active = world.outputs("routing").get("active")
+    last = err.strip().splitlines()[-1] if err.strip() else ""
+    if code == 0:
+        return f"succeeded; users on {active}"
+    if not changed:
+        return "refused before any change"
+    if "routing restored" in last:
+        return f"routing restored, {lock}"
+    if "restoring the routing failed too" in last or "to finish by hand" in err:
+        return f"put back as far as possible, commands printed, {lock}"
+    return f"done but the lock could not be released; users on {active}, {lock}"
+
+
+def assert_safe(world: World, code: int, out: str, err: str) -> None:
+    text = out + err
+    assert code == 1, err
+    assert "Traceback" not in text
+    assert TOKEN not in text
+    assert "\x1b" not in text and "\x07" not in text  # what the outputs carried is escaped
+    assert world.users_on_a_ready_color(), world.outputs("routing")
+    held = world.tags().get(LOCK)
+    if held:  # left: its holder is named, and how to clear it
+        assert "unlock" in err and (held in err or re.sub(r"\x1b", r"\\x1b", held) in err), err
+    hanging = world.state().get("hanging")
+    if hanging:  # a pulumi command that was killed mid-hang: it is gone, not left running
+        with pytest.raises(ProcessLookupError):
+            os.kill(hanging["pid"], 0)
+    calls = world.calls()
+    if any(call.startswith(CHANGES) for call in calls) or "ran past its" in err or "interrupted by" in err:
+        assert "state now" in err, err  # the state users are in, read back (or why not), was printed
+    routing = world.state()["stacks"]["routing"]
+    config_agrees = (routing["config"].get("active") == routing["outputs"].get("active")
+                     and routing["config"].get("test") == routing["outputs"].get("test"))
+    assert config_agrees or "to finish by hand" in err or "config says" in err, err  # never apart silently
+
+
+def record(record_property, target: str, kind: str, ended: str) -> None:
+    record_property("fault", json.dumps({"target": target, "kind": kind, "ended": ended}))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_release_py_ends_safely_under_fault(case, quick, capfd, monkeypatch, record_property):
+    world = quick
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value)
+    start_state(world, case)
+    code = run_main(lambda: release.main(arguments(world, case.command)))
+    out, err = capfd.readouterr()
+    assert_safe(world, code, out, err)
+    ended = ending(world, code, err)
+    if case.kind.startswith("a pulumi command hangs"):
+        assert "ran past its 1s limit" in err and "sent it SIGINT" in err
+    if case.kind.startswith("pulumi prints"):
+        assert "shows it" in err or "did not print JSON" in err or "printed a JSON" in err, err
+    if case.held:
+        assert "error: a release is in progress" in err and "held by " in err and " for " in err
+        assert ended == "refused before any change"
+    record(record_property, "release.py", case.kind, ended)
+
+
+def test_the_matrix_covers_every_step():
+    """Each pulumi command of a promote and of a rollback that go to plan gets its non-zero exit."""
+    exits = {case.name for case in CASES if case.kind == "a pulumi command exits non-zero"}
+    assert len(exits) == len(PROMOTE) + len(ROLLBACK) == 25
+
+
+def test_the_gateway_hanging_during_the_smoke_tests_fails_them_in_time(quick, capfd, record_property):
+    world = quick
+    world.hold = "green"  # the test route's answers never come
+    start = time.monotonic()
+    code = run_main(lambda: release.main(arguments(world, "promote")))
+    out, err = capfd.readouterr()
+    assert time.monotonic() - start < 8
+    assert_safe(world, code, out, err)
+    assert "no complete answer in time" in err
+    record(record_property, "release.py", "the gateway hangs during the smoke tests", ending(world, code, err))
+
+
+# --- signals: release.py as a subprocess, SIGINT or SIGTERM while a pulumi command runs -----------------
+
+@dataclass(frozen=True)
+class SignalCase:
+    name: str
+    command: str
+    hooks: tuple[dict, ...]
+    signals: tuple[int, ...]  # sent one after the other, each once a command hangs (or the gateway holds)
+    hold: bool = False  # signal while the gateway holds a smoke test's request
+
+
+SIGNAL_CASES = [
+    SignalCase("sigint-mid-test-route-up", "promote", (at_step(PROMOTE, 8, hang=30),), (signal.SIGINT,)),
+    SignalCase("sigterm-mid-test-route-up", "promote", (at_step(PROMOTE, 8, hang=30),), (signal.SIGTERM,)),
+    SignalCase("sigterm-mid-flip-up-after-it-applied", "promote", (at_step(PROMOTE, 12, hang=30, after=True),),
+               (signal.SIGTERM,)),
+    SignalCase("sigint-while-pulumi-ignores-it", "promote", (at_step(PROMOTE, 8, hang=30, interrupt="ignore"),),
+               (signal.SIGINT,)),
+    SignalCase("sigint-twice-the-second-mid-restore", "promote",
+               (at_step(PROMOTE, 8, hang=30), {"when": UP, "hang": 30}), (signal.SIGINT, signal.SIGINT)),
+    SignalCase("sigint-during-the-smoke-tests", "promote", (), (signal.SIGINT,), hold=True),
+    SignalCase("sigterm-mid-rollback-up", "rollback", (at_step(ROLLBACK, 7, hang=30),), (signal.SIGTERM,)),
+]
+
+
+@pytest.mark.parametrize("case", SIGNAL_CASES, ids=[case.name for case in SIGNAL_CASES])
+def test_release_py_ends_safely_when_signalled(case, world, record_property):
+    start_state(world, Case(case.name, "", case.command, case.hooks))
+    world.hold = "green" if case.hold else None
+    env = dict(os.environ)
+    child = subprocess.Popen([sys.executable, str(RELEASE_PY), *arguments(world, case.command)], env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        seen = None
+        for signum in case.signals:
+            if case.hold:
+                assert world.blocked.wait(20)
+            else:
+                seen = wait_for_a_new_hang(world, seen)
+            child.send_signal(signum)
+        out, err = child.communicate(timeout=30)
+    finally:
+        world.release.set()
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert_safe(world, child.returncode, out, err)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: interrupted by {signal.Signals(case.signals[0]).name}"), err
+    if len(case.signals) > 1:
+        assert "a second signal stopped the clean-up" in err and "python scripts/release.py unlock" in err
+    if "ignores" in case.name:
+        assert "killed (SIGKILL)" in err and "pulumi cancel --yes -s routing" in err
+    record(record_property, "release.py", f"{signal.Signals(case.signals[0]).name} to release.py mid-run",
+           ending(world, child.returncode, err))
+
+
+def wait_for_a_new_hang(world: World, seen: Optional[dict]) -> dict:
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        hanging = world.state().get("hanging")
+        if hanging and hanging != seen:
+            return hanging
+        time.sleep(0.02)
+    raise AssertionError("no pulumi command hung")
+
+
+# --- smoke_test.py against bad servers ----------------------------------------------------------------
+
+def send(connection, data: bytes) -> None:
+    connection.sendall(data)
+
+
+def answer(status: bytes = b"200 OK", headers: tuple[bytes, ...] = (), body: bytes = b'{"ready": true}',
+           color: Optional[bytes] = b"green", length: bool = True):
+    def respond(connection, head, stop):
+        lines = [b"HTTP/1.1 " + status, *headers]
+        if color is not None:
+            lines.append(COLOR_HEADER.encode() + b": " + color)
+        if length:
+            lines.append(b"Content-Length: %d" % len(body))
+        send(connection, b"\r\n".join(lines) + b"\r\nConnection: close\r\n\r\n" + body)
+    return respond
+
+
+def silent(connection, head, stop):
+    stop.wait(30)
+
+
+def trickle(prefix: bytes):
+    def respond(connection, head, stop):
+        send(connection, prefix)
+        while not stop.wait(0.05):
+            send(connection, b"a")
+    return respond
+
+
+def chunked_forever(connection, head, stop):
+    send(connection, b"HTTP/1.1 200 OK\r\nx-bluegreen-color: green\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"%x\r\n" % 65536 + b" " * 65536 + b"\r\n"
+    for _ in range(256):  # 16 MiB, unless the client stops reading first
+        if stop.is_set():
+            return
+        send(connection, chunk)
+
+
+def cut_short(connection, head, stop):
+    send(connection, b"HTTP/1.1 200 OK\r\nx-bluegreen-color: green\r\nContent-Length: 100\r\n\r\n{\"ready\"")
+
+
+def close_at_once(connection, head, stop):
+    pass
+
+
+BOMB = gzip.compress(b"\0" * (16 << 20), compresslevel=9)  # 16 MiB in about 16 KiB
+ZBOMB = zlib.compress(b"\0" * (16 << 20), 9)
+
+
+@dataclass(frozen=True)
+class BadServer:
+    name: str
+    kind: str
+    respond: Any
+    expect: str  # in the FAIL line
+
+
+BAD_SERVERS = [
+    BadServer("accepts-and-never-answers", "the server hangs", silent, "no complete answer in time"),
+    BadServer("trickles-the-headers", "the server trickles bytes", trickle(b"HTTP/1.1 200 OK\r\nX-Slow: "),
+              "no complete answer in time"),
+    BadServer("trickles-the-body", "the server trickles bytes",
+              trickle(b"HTTP/1.1 200 OK\r\nx-bluegreen-color: green\r\nContent-Length: 100000\r\n\r\n"),
+              "no complete answer in time"),
+    BadServer("says-it-sends-10-gb", "a huge or compressed-bomb body",
+              answer(headers=(b"Content-Length: 10000000000",), length=False), "over the 1048576-byte cap"),
+    BadServer("streams-16-mib-chunked", "a huge or compressed-bomb body", chunked_forever, "over the 1048576-byte cap"),
+    BadServer("gzip-bomb", "a huge or compressed-bomb body",
+              answer(headers=(b"Content-Encoding: gzip",), body=BOMB), "once decompressed"),
+    BadServer("deflate-bomb", "a huge or compressed-bomb body",
+              answer(headers=(b"Content-Encoding: deflate",), body=ZBOMB), "once decompressed"),
+    BadServer("corrupt-gzip", "a huge or compressed-bomb body",
+              answer(headers=(b"Content-Encoding: gzip",), body=b"\x1f\x8bnot gzip at all"), "cannot be decompressed"),
+    BadServer("brotli", "a huge or compressed-bomb body",
+              answer(headers=(b"Content-Encoding: br",), body=b"\x0b\x02\x80"), "is not supported"),
+    BadServer("deeply-nested-json", "malformed JSON", answer(body=DEEP.encode()), "nested more than 32 levels"),
+    BadServer("deeply-nested-ready", "malformed JSON", answer(body=b'{"ready": ' + DEEP.encode() + b"}"),
+              "nested more than 32 levels"),
+    BadServer("a-5000-digit-number", "malformed JSON", answer(body=b'{"ready": 1' + b"0" * 5000 + b"}"), "not JSON"),
+    BadServer("not-utf-8", "malformed JSON", answer(body=b'{"ready": true, "x": "\xff"}'), "not UTF-8"),
+    BadServer("ready-nan", "malformed JSON", answer(body=b'{"ready": NaN}'), '"ready" is NaN'),
+    BadServer("escape-codes-in-the-color", "control characters", answer(color=b"green\x1b[2J"),
+              "answered by green\\x1b[2J, expected green"),
+    BadServer("escape-codes-in-the-reason", "control characters",
+              answer(status=b"500 Boom\x1b]0;owned\x07"), "500 Boom\\x1b]0;owned\\x07"),
+    BadServer("escape-codes-in-a-location", "control characters",
+              answer(status=b"302 Found", headers=(b"Location: http://x.example/\x1b[31mred",)), "\\x1b[31mred"),
+    BadServer("bidi-override-in-the-color", "control characters", answer(color=b"gr\xe2\x80\xaeeen"),
+              "expected green"),
+    BadServer("the-wrong-color", "the wrong color", answer(color=b"blue"), "answered by blue, expected green"),
+    BadServer("no-color-header", "the wrong color", answer(color=None), "did not come through the bluegreen routes"),
+    BadServer("a-301", "a redirect", answer(status=b"301 Moved", headers=(b"Location: http://evil.example/",)),
+              "redirected to http://evil.example/ (not followed)"),
+    BadServer("a-307", "a redirect", answer(status=b"307 Temporary", headers=(b"Location: /elsewhere",)),
+              "redirected to /elsewhere (not followed)"),
+    BadServer("a-redirect-echoing-the-token", "a redirect",
+              answer(status=b"302 Found", headers=(b"Location: http://evil.example/?c=" + TOKEN.encode(),)),
+              "redirected to http://evil.example/?c=[secret]"),
+    BadServer("garbage-not-http", "not HTTP", lambda c, h, s: send(c, b"SSH-2.0-OpenSSH_9.6\r\n\r\n"),
+              "not a valid HTTP answer"),
+    BadServer("a-70k-header-line", "not HTTP", answer(headers=(b"X-Big: " + b"a" * 70_000,)), "not a valid HTTP answer"),
+    BadServer("150-headers", "not HTTP", answer(headers=tuple(b"X-%d: a" % i for i in range(150))),
+              "not a valid HTTP answer"),
+    BadServer("closes-at-once", "the server hangs up", close_at_once, "closed before a complete answer"),
+    BadServer("body-cut-short", "the server hangs up", cut_short, "cut short"),
+]
+TIMEOUT = 0.5
+
+
+@pytest.mark.parametrize("server", BAD_SERVERS, ids=[server.name for server in BAD_SERVERS])
+def test_smoke_test_ends_safely_against_a_bad_server(server, tmp_path, capfd, record_property):
+    report = tmp_path / "smoke.xml"
+    argv = ["--url", "", "--cookie", f"test={TOKEN}", "--expect-color", "green", "--timeout", str(TIMEOUT),
+            "--consecutive", "1", "--junit", str(report)]
+    with serve_raw(server.respond) as url:
+        argv[1] = url
+        start = time.monotonic()
+        code = run_main(lambda: smoke_test.main(argv))
+        took = time.monotonic() - start
+    out, err = capfd.readouterr()
+    text = out + err
+    assert code == 1
+    assert took < TIMEOUT + 1.5  # the deadline holds on the whole answer, not per read
+    fail = next(line for line in out.splitlines() if line.startswith("FAIL GET /ready"))
+    assert server.expect in fail, fail
+    assert "Traceback" not in text and TOKEN not in text
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", text)  # server text escaped
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("failures")) == ("1", "1")
+    assert TOKEN not in report.read_text()
+    fast = "no complete answer" not in server.expect and "closed" not in server.expect and "cut" not in server.expect
+    record(record_property, "smoke_test.py", server.kind,
+           "failed at once" if fast and took < TIMEOUT else "failed at its deadline")
+
+
+def test_a_redirect_is_never_followed_so_the_cookie_stays_home(capfd, record_property):
+    hits = []
+
+    def elsewhere(connection, head, stop):
+        hits.append(head)
+        answer()(connection, head, stop)
+
+    with serve_raw(elsewhere) as other:
+        with serve_raw(answer(status=b"308 Permanent", headers=(f"Location: {other}/ready".encode(),))) as url:
+            code = run_main(lambda: smoke_test.main(["--url", url, "--cookie", f"test={TOKEN}", "--timeout",
+                                                     str(TIMEOUT)]))
+    out, _ = capfd.readouterr()
+    assert code == 1 and hits == [] and "(not followed)" in out
+    record(record_property, "smoke_test.py", "a redirect", "failed at once")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_smoke_test_writes_its_report_when_interrupted(signum, tmp_path, record_property):
+    asked = threading.Event()
+
+    def respond(connection, head, stop):
+        asked.set()
+        stop.wait(30)
+
+    report = tmp_path / "smoke.xml"
+    with serve_raw(respond) as url:
+        child = subprocess.Popen([sys.executable, str(SMOKE_PY), "--url", url, "--timeout", "30", "--check", "/a",
+                                  "--junit", str(report)], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert asked.wait(20)
+        child.send_signal(signum)
+        out, err = child.communicate(timeout=20)
+    name = signal.Signals(signum).name
+    assert child.returncode == 1
+    assert err.strip().splitlines()[-1] == f"error: interrupted by {name}"
+    assert "Traceback" not in out + err
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("failures")) == ("2", "2")
+    assert f"stopped: interrupted by {name}" in report.read_text()
+    record(record_property, "smoke_test.py", f"{name} to smoke_test.py mid-run", "stopped, report written")
