@@ -231,10 +231,11 @@ def pulumi(*args: str, stream: bool = False) -> str:
 
 
 def pulumi_get(*args: str) -> Optional[str]:
-    """`config get` or `stack tag get`: the value, or None when it is not set (the CLI says 'not found')."""
+    """`config get` or `stack tag get`: the value, or None when it is not set. The CLI says 'not found', or,
+    for a key Pulumi.yaml declares, answers its default, empty for every optional key: empty is not set."""
     done = _run(args, stream=False)
     if done.returncode == 0:
-        return done.stdout.splitlines()[0] if done.stdout else ""
+        return (done.stdout.splitlines()[0] if done.stdout else "") or None
     if "not found for stack" in (done.stderr or ""):
         return None
     raise _error(args, done)
