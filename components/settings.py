@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-import yaml
+from .stackfile import StackFileError, read_yaml
 
 PROJECT = "bluegreen"
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -99,16 +99,29 @@ class SettingsError(ValueError):
 
 def show(value: Any, limit: int = 60) -> str:
     """A config value as it may appear in a message: quoted, escaped, and cut if long."""
-    text = value if isinstance(value, str) else json.dumps(value)
+    try:
+        text = value if isinstance(value, str) else json.dumps(value)
+    except (TypeError, ValueError, RecursionError):  # nested too deep, or not data
+        return f"(a {type(value).__name__} too deeply nested to show)"
     text = repr(text)
     return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 @lru_cache(maxsize=1)
 def project_defaults() -> dict[str, Any]:
-    """The default of every key, from Pulumi.yaml: the one place that defines them."""
-    project = yaml.safe_load(PROJECT_FILE.read_text())
-    defaults = {key: spec.get("default") for key, spec in project.get("config", {}).items()}
+    """The default of every key, from Pulumi.yaml: the one place that defines them.
+
+    Read as the CLI reads it (components/stackfile.py); a file it could not read is a SettingsError."""
+    try:
+        project = read_yaml(PROJECT_FILE)
+    except StackFileError as error:
+        raise SettingsError(f"{PROJECT_FILE.name} cannot be read as the Pulumi project file: {error}. Fix: "
+                            f"restore it (git checkout -- {PROJECT_FILE.name})") from None
+    config = project.get("config") if isinstance(project, dict) else None
+    if not isinstance(config, dict) or not all(isinstance(spec, dict) for spec in config.values()):
+        raise SettingsError(f"{PROJECT_FILE.name} has no config: mapping of keys to their type, description and "
+                            f"default. Fix: restore it (git checkout -- {PROJECT_FILE.name})")
+    defaults = {key: spec.get("default") for key, spec in config.items()}
     defaults.update({key: {} for key in OBJECT_KEYS})
     return defaults
 
