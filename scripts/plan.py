@@ -144,7 +144,8 @@ def read_stack_file(stack: str, path: Path, label: str) -> StackConfig:
     try:
         raw, secret = stack_file_config(path)
     except StackFileError as error:
-        return StackConfig(stack, label, problem=f"{label} is not a Pulumi stack file the CLI can read: {error}")
+        return StackConfig(stack, label, problem=f"{label} is not a Pulumi stack file the CLI can read: {error}. Fix: "
+                                                 f"correct the file (pulumi config set KEY VALUE -s {stack} writes one)")
     return StackConfig(stack, label, raw, secret)
 
 
@@ -669,7 +670,16 @@ def write_manifests(directory: Path, report: Mapping[str, Any]) -> list[Path]:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors as one line (and exit 2)."""
+    """argparse, with its errors as one line (and exit 2), never echoing an argument that may be a value."""
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            flags = [arg for arg in extras if re.fullmatch(r"--?[a-z][a-z-]{0,30}", arg)]
+            hidden = len(extras) - len(flags)
+            self.error("unrecognized arguments: " + ", ".join(
+                flags + ([f"{hidden} not shown (not a flag, so perhaps a value)"] if hidden else [])))
+        return namespace
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"plan.py: error: {one_line(message)} (plan.py --help shows the usage)\n")
@@ -700,7 +710,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_report(args: argparse.Namespace) -> dict[str, Any]:
+def make_report(args: argparse.Namespace, secrets: Optional[set[str]] = None) -> dict[str, Any]:
+    """The plan of every stack; `secrets` gets every secret value as soon as it is read, so that even an
+    internal error's message can be redacted."""
+    secrets = set() if secrets is None else secrets
     configs = working_tree_configs()
     chosen = list(dict.fromkeys(args.stack))
     for name in chosen:
@@ -720,6 +733,7 @@ def make_report(args: argparse.Namespace) -> dict[str, Any]:
         name = chosen[0]
         configs[name] = with_overrides(configs.get(name, StackConfig(name, f"Pulumi.{name}.yaml")),
                                        args.config_file, args.assignments)
+    secrets.update(secret_values(configs.values()))
 
     notes: list[str] = []
     before: dict[str, StackPlan] = {}
@@ -727,6 +741,7 @@ def make_report(args: argparse.Namespace) -> dict[str, Any]:
         if args.base:
             ref = GitRef(args.base, Path(workdir))
             base_configs = ref.configs()
+            secrets.update(secret_values(base_configs.values()))
             with project_defaults_at(ref.file("Pulumi.yaml"), notes, args.base):
                 before = plan_stacks(base_configs)
             if ref.differs("__main__.py", "components"):
@@ -738,8 +753,7 @@ def make_report(args: argparse.Namespace) -> dict[str, Any]:
         plans = plan_stacks(configs, before if args.base else None, args.base or "")
     shown = chosen or sorted(plans, key=lambda name: not http_routes_of(plans[name]))  # the routes first
     return {"base": args.base, "valid": all(plans[name].problem is None for name in shown), "notes": notes,
-            "stacks": {name: stack_report(plans[name], before.get(name), args.base) for name in shown},
-            "secrets": secret_values([*configs.values(), *(p.config for p in before.values())])}
+            "stacks": {name: stack_report(plans[name], before.get(name), args.base) for name in shown}}
 
 
 def secret_values(configs) -> set[str]:
@@ -775,10 +789,9 @@ def redact(text: str, secrets: set[str]) -> str:
 
 
 def render(report: Mapping[str, Any], fmt: str) -> str:
-    public = {key: value for key, value in report.items() if key != "secrets"}
     if fmt == "json":
-        return json.dumps(public, indent=2, ensure_ascii=False) + "\n"
-    return {"text": render_text, "markdown": render_markdown}[fmt](public)
+        return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    return {"text": render_text, "markdown": render_markdown}[fmt](report)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -796,8 +809,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         args = build_parser().parse_args(argv)  # exits 2 on bad usage, with one line
         if args.out is not None:
             prepare_out(args.out)
-        report = make_report(args)
-        secrets = report["secrets"]
+        report = make_report(args, secrets)
         output = redact(render(report, args.format), secrets)
         code = EXIT_VALID if report["valid"] else EXIT_REFUSED
         if args.out is not None:
