@@ -30,6 +30,7 @@ from components.program import COLOR_OUTPUTS, ROUTING_OUTPUTS
 from components.routes import color_for
 from components.settings import (COLOR_KEYS, COMMON_KEYS, ISTIO_RESERVED_PORTS, RETRY_ON, ROUTING_KEYS, SECRET_KEYS,
                                  SettingsError, hosts_overlap, parse_settings)
+from components.stackfile import StackFileError, stack_config
 
 MARK = "Qx7Kw9"  # in every secret value; nothing shown to a person may hold it
 ALL_KEYS = sorted(COMMON_KEYS | COLOR_KEYS | ROUTING_KEYS)
@@ -251,3 +252,45 @@ def test_odd_but_valid_config_is_accepted_and_routes_as_configured(case):
         assert color_for(http, {"Cookie": cookie + "x"}) == config["active"]
         if "testToken" in config:
             assert color_for(http, {"Cookie": f"{name}={value}"}) == config["active"]
+
+
+# ---------------------------------------------------------------- stack files, as the CLI reads them
+
+YAML_SYNTAX = st.text(alphabet=":-[]{},&*!|>'\"#%@`?~\t\n ab01.\x00\x07é", max_size=80)
+LINES = st.lists(st.sampled_from(["config:", "  bluegreen:app: x", "  bluegreen:env:", "    A: &a [1, *a]", "- x",
+                                  "  bluegreen:env: {A: .nan}", "  bluegreen:app: !!binary aGk=", "a: &b [*b, *b]",
+                                  "  x: *b", "---", "  bluegreen:app: 2024-01-01", "\tbad: tab", "  k: v", "  k: v"]),
+                 max_size=8).map("\n".join)
+
+
+@settings(RANDOM, max_examples=150)
+@given(st.one_of(YAML_SYNTAX, LINES))
+def test_any_stack_file_is_read_or_refused_in_one_line(text):
+    try:
+        config = stack_config(text)
+    except StackFileError as error:
+        event("refused")
+        assert "\n" not in str(error) and str(error).startswith("it ")
+        return
+    event("read")
+    assert isinstance(config, dict) and all(isinstance(key, str) for key in config)
+    json.dumps(config, allow_nan=False)  # what Pulumi passes on is JSON
+
+
+WORDS = st.text(alphabet=string.ascii_letters + " -_.", max_size=12)  # no digits: PyYAML 1.1 and YAML 1.2 agree
+DATA = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | WORDS,
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(WORDS, inner, max_size=3), max_leaves=8)
+
+
+@settings(RANDOM, max_examples=100)
+@given(st.dictionaries(st.sampled_from(ALL_KEYS), st.one_of(WORDS, DATA), max_size=5))
+def test_a_stack_file_written_by_a_yaml_tool_reads_back_as_the_cli_passes_it(values):
+    import yaml
+    text = yaml.safe_dump({"config": {f"bluegreen:{key}": value for key, value in values.items()}})
+    read = stack_config(text)
+    for key, value in values.items():
+        got = read[f"bluegreen:{key}"]
+        if isinstance(value, (dict, list)):
+            assert got == value
+        else:  # a scalar reaches the program as its text; an empty one as ""
+            assert got == ("" if value is None else {True: "true", False: "false"}.get(value, str(value)))
