@@ -34,7 +34,11 @@ class StackFileError(ValueError):
     """The file cannot be read as Pulumi reads it; the message is one line, without the file's content."""
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (its wheels do): the same events, twenty times faster than PyYAML's own.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeLoader):
     """YAML 1.2's core schema, as yaml.v3 resolves untagged scalars, and nothing beyond JSON's types."""
 
     yaml_implicit_resolvers: dict = {}

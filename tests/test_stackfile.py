@@ -61,7 +61,8 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
 
 @pytest.mark.parametrize("content, problem", [
     (LAUGHS, "more than 100000 values once its aliases are expanded"),
-    ("config:\n  bluegreen:env: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 32 levels deep"),
+    ("config:\n  bluegreen:env: " + "[" * 40 + "]" * 40 + "\n", "nested more than 32 levels deep"),
+    ("config:\n  bluegreen:env: " + "[" * 50000 + "]" * 50000 + "\n", "nest"),  # libyaml's own limit, or ours
     ("config:\n  bluegreen:app: a\n  bluegreen:app: b\n", "the key 'bluegreen:app' is given twice"),
     ("config:\n  bluegreen:env: {A: 1, A: 2}\n", "the key 'A' is given twice"),
     ("config:\n  bluegreen:env: {A: .nan}\n", "which JSON (and so a Pulumi config object) cannot hold"),
