@@ -751,6 +751,8 @@ def make_report(args: argparse.Namespace, secrets: Optional[set[str]] = None) ->
             notes += [f"Stack {name} has a file at {args.base} but none now; its objects stay in the cluster "
                       f"until pulumi destroy -s {name}." for name in gone]
         plans = plan_stacks(configs, before if args.base else None, args.base or "")
+    for planned in [*plans.values(), *before.values()]:
+        planned.problem  # noqa: B018 - raises InternalError for a program bug, even in a stack not shown
     shown = chosen or sorted(plans, key=lambda name: not http_routes_of(plans[name]))  # the routes first
     return {"base": args.base, "valid": all(plans[name].problem is None for name in shown), "notes": notes,
             "stacks": {name: stack_report(plans[name], before.get(name), args.base) for name in shown}}

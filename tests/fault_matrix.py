@@ -310,6 +310,8 @@ def internal_cases() -> Iterator[Case]:
     token = f"{MARK}-0123456789"  # a secret of the config, which the bug's message happens to hold
     yield Case("internal", "a bug in the program", ["--stack", "routing", "--set", f"testToken={token}"], frozenset({3}),
                inject=lambda: _patched(program_module, "ColorWorkload", _raising(TypeError(f"bug near {token}"))))
+    yield Case("internal", "a bug in the program, in a stack not shown", ["--stack", "blue"], frozenset({3}),
+               inject=lambda: _patched(program_module, "BlueGreenRoutes", _raising(AttributeError("routes"))))
     yield Case("internal", "a bug in the route table", ["--format", "json"], frozenset({3}),
                inject=lambda: _patched(plan, "route_table", _raising(KeyError("http"))))
     yield Case("internal", "a bug in the markdown", ["--format", "markdown"], frozenset({3}),
