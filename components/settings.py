@@ -8,6 +8,7 @@ everywhere, before any object is declared.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import re
 import shlex
@@ -17,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-import yaml
+from .stackfile import StackFileError, read_yaml
 
 PROJECT = "bluegreen"
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -44,7 +45,7 @@ _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")  # RFC 1123 label
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\Z")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _STACK_NAME = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+\Z")
-_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)\Z")
+_HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")  # RFC 1123 label, in lowercase
 # RFC 6265: a cookie name is an HTTP token; a value is cookie-octets (no space, DQUOTE, comma, semicolon, backslash).
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _COOKIE_VALUE = re.compile(r"^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]+\Z")
@@ -59,6 +60,25 @@ _IMAGE = re.compile(
     r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?\Z",
     re.ASCII,  # a tag is ASCII: \w must not take other scripts' letters
 )
+
+# Istio's validating webhook (istio/istio pkg/config/validation) and what its sidecar needs, mirrored here so that
+# `pulumi up` and the plan refuse a value before anything is declared, instead of the API server refusing an object
+# half-way through an update. Each check below names the rule it mirrors.
+MAX_HOST_LENGTH = 253  # Istio: agent.CheckDNS1123Preconditions refuses over 255; a DNS name is at most 253 (RFC 1035)
+MAX_HOST_LABEL = 63  # Istio: labels.IsDNS1123Label / IsWildcardDNS1123Label (DNS1123LabelMaxLength)
+MAX_ISTIO_REGEX = 1024  # Istio: validateStringRegexp, "regex is too large, max length allowed is 1024"
+# Ports the Istio sidecar (Envoy and pilot-agent) listens on in every pod of the mesh: istio.io, "Application
+# Requirements", Ports used by Istio ("applications should not use any of the ports used by Envoy"), and
+# istio/istio pilot/cmd/pilot-agent/status/server.go istioReservedPorts; 15009 is HBONE's in ambient mode.
+ISTIO_RESERVED_PORTS = {
+    15000: "Envoy's admin port", 15001: "Envoy's outbound traffic capture", 15002: "failure detection",
+    15004: "the debug port", 15006: "Envoy's inbound traffic capture", 15008: "the HBONE mTLS tunnel",
+    15009: "HBONE in ambient mode", 15020: "the merged Prometheus telemetry", 15021: "the health checks",
+    15053: "the DNS proxy", 15090: "Envoy's Prometheus telemetry",
+}
+# An image digest's algorithm and the length of its lowercase hex: OCI image-spec descriptor.md ("Registered
+# algorithms": sha256, sha512) and opencontainers/go-digest (sha384), which registries and runtimes enforce.
+DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 MAX_APP_LENGTH = 40  # keeps `<app>-green-migrate` and pod names inside Kubernetes' 63-character limits
 
@@ -99,16 +119,29 @@ class SettingsError(ValueError):
 
 def show(value: Any, limit: int = 60) -> str:
     """A config value as it may appear in a message: quoted, escaped, and cut if long."""
-    text = value if isinstance(value, str) else json.dumps(value)
+    try:
+        text = value if isinstance(value, str) else json.dumps(value)
+    except (TypeError, ValueError, RecursionError):  # nested too deep, or not data
+        return f"(a {type(value).__name__} too deeply nested to show)"
     text = repr(text)
     return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 @lru_cache(maxsize=1)
 def project_defaults() -> dict[str, Any]:
-    """The default of every key, from Pulumi.yaml: the one place that defines them."""
-    project = yaml.safe_load(PROJECT_FILE.read_text())
-    defaults = {key: spec.get("default") for key, spec in project.get("config", {}).items()}
+    """The default of every key, from Pulumi.yaml: the one place that defines them.
+
+    Read as the CLI reads it (components/stackfile.py); a file it could not read is a SettingsError."""
+    try:
+        project = read_yaml(PROJECT_FILE)
+    except StackFileError as error:
+        raise SettingsError(f"{PROJECT_FILE.name} cannot be read as the Pulumi project file: {error}. Fix: "
+                            f"restore it (git checkout -- {PROJECT_FILE.name})") from None
+    config = project.get("config") if isinstance(project, dict) else None
+    if not isinstance(config, dict) or not all(isinstance(spec, dict) for spec in config.values()):
+        raise SettingsError(f"{PROJECT_FILE.name} has no config: mapping of keys to their type, description and "
+                            f"default. Fix: restore it (git checkout -- {PROJECT_FILE.name})")
+    defaults = {key: spec.get("default") for key, spec in config.items()}
     defaults.update({key: {} for key in OBJECT_KEYS})
     return defaults
 
@@ -268,6 +301,7 @@ def parse_settings(raw: Mapping[str, Any], stack: str, secret_keys: frozenset[st
     """
     reader = _Reader(raw, frozenset(secret_keys), stack)
     _refuse_unknown_keys(reader)
+    _refuse_secrets_shown_in_plain_text(reader)
     has_color, has_active = reader.is_set("color"), reader.is_set("active")
     if has_color and has_active:
         raise SettingsError(
@@ -307,6 +341,22 @@ def _refuse_unknown_keys(reader: _Reader) -> None:
         )
 
 
+def _refuse_secrets_shown_in_plain_text(reader: _Reader) -> None:
+    """Only secretEnv and testToken stay secret in what the program declares; any other key stored with --secret
+    would end up in plain text in objects, outputs and the plan, so it is refused rather than silently unmasked."""
+    for key in sorted(reader.secret_keys - SECRET_KEYS):
+        if key not in reader.raw:
+            continue
+        where = ("keep secret variables in bluegreen:secretEnv: pulumi config set --secret --path "
+                 f"'secretEnv.NAME' <value> -s {reader.stack}" if key == "env" else
+                 "only bluegreen:secretEnv and bluegreen:testToken are kept secret")
+        raise SettingsError(
+            f"{PROJECT}:{key} is stored as a secret on stack {reader.stack}, but the program writes it in plain text "
+            f"into the objects it declares and its outputs, so it would not stay secret. Fix: pulumi config set "
+            f"{key} <value> -s {reader.stack} (without --secret); {where}"
+        )
+
+
 def _refuse_keys_of_other_role(reader: _Reader, keys: frozenset[str], role: str) -> None:
     for key in sorted(keys):
         if reader.is_set(key):
@@ -340,6 +390,22 @@ def is_mutable_image(image: re.Match) -> bool:
     return not image["digest"] and image["tag"] in (None, "latest")
 
 
+def _check_digest(reader: _Reader, image: str, digest: Optional[str]) -> None:
+    """A digest names content only with a registered algorithm and its exact length of lowercase hex."""
+    if not digest:
+        return
+    algorithm, _, encoded = digest.partition(":")
+    fix = reader.fix_set("image", "registry.example.com/myapp@sha256:<64 hex digits>") + " (the digest " \
+        "`docker buildx imagetools inspect` or the registry shows)"
+    if algorithm not in DIGEST_HEX_LENGTHS:
+        raise reader.fail("image", image, f"its digest algorithm {show(algorithm)} is not one that registries and "
+                          f"container runtimes accept ({', '.join(DIGEST_HEX_LENGTHS)})", fix)
+    length = DIGEST_HEX_LENGTHS[algorithm]
+    if len(encoded) != length or not re.fullmatch(r"[0-9a-f]+", encoded):
+        raise reader.fail("image", image, f"a {algorithm} digest is exactly {length} lowercase hex digits, and this "
+                          f"one has {len(encoded)}" + ("" if encoded == encoded.lower() else ", some uppercase"), fix)
+
+
 def _color_settings(reader: _Reader, app: str, namespace: str) -> ColorSettings:
     color = _color(reader, "color", "blue")
     image = reader.string("image")
@@ -355,6 +421,7 @@ def _color_settings(reader: _Reader, app: str, namespace: str) -> ColorSettings:
                           "other code, and the release label cannot tell releases apart",
                           reader.fix_set("image", "registry.example.com/myapp:v1.0.0") + " (a version tag or "
                           "an @sha256: digest), or, to run it anyway: " + reader.fix_set("allowMutableImage", "true"))
+    _check_digest(reader, image, parsed["digest"])
     explicit_release = reader.string("release")
     release = explicit_release or default_release(parsed)
     if not _LABEL_VALUE.match(release) or len(release) > 63:
@@ -366,6 +433,10 @@ def _color_settings(reader: _Reader, app: str, namespace: str) -> ColorSettings:
                           reader.fix_set("release", "v1.0.0"))
     replicas = reader.integer("replicas", 0, 1000, "2")
     port = reader.integer("port", 1, 65535, "3000")
+    if port in ISTIO_RESERVED_PORTS:
+        raise reader.fail("port", reader.given("port"), f"Istio's sidecar listens on {port} in every pod of the mesh "
+                          f"({ISTIO_RESERVED_PORTS[port]}), so the app would clash with it; Istio reserves "
+                          f"{', '.join(map(str, ISTIO_RESERVED_PORTS))}", reader.fix_set("port", "3000"))
     readiness_path = reader.string("readinessPath")
     if not readiness_path.startswith("/") or any(c.isspace() or not c.isprintable() for c in readiness_path):
         raise reader.fail("readinessPath", readiness_path, "it must be a URL path starting with '/', without "
@@ -483,6 +554,8 @@ def _routing_settings(reader: _Reader, app: str, namespace: str) -> RoutingSetti
     test_cookie = parse_cookie(reader.string("testCookie"),
                                lambda problem: reader.fail("testCookie", reader.string("testCookie"), problem,
                                                            reader.fix_set("testCookie", "test=true")))
+    test_token_set = _test_token_set(reader)
+    _check_cookie_regex(reader, test_cookie)
     hosts = _hosts(reader, "hosts", reader.structured("hosts", list, f"pulumi config set --path 'hosts[0]' "
                                                                       f"example.com -s {reader.stack}"))
     color_stacks = {}
@@ -499,9 +572,67 @@ def _routing_settings(reader: _Reader, app: str, namespace: str) -> RoutingSetti
     timeout = _duration(reader, "timeout")
     return RoutingSettings(
         stack=reader.stack, app=app, namespace=namespace, active=active, test=test, test_cookie=test_cookie,
-        hosts=hosts, color_stacks=color_stacks, test_token_set=_test_token_set(reader), tls=_tls(reader, hosts),
+        hosts=hosts, color_stacks=color_stacks, test_token_set=test_token_set, tls=_tls(reader, hosts),
         timeout=timeout, retries=_retries(reader, timeout),
     )
+
+
+def host_problem(host: Any) -> Optional[str]:
+    """Why a host of the Gateway and the VirtualService would be refused, or None: Istio's rules for both
+    (agent.ValidateWildcardDomain, and for a Gateway validateSidecarOrGatewayHostnamePart), a little stricter."""
+    if not isinstance(host, str):
+        return "it is not text"
+    if host == "*":
+        return None
+    if not host:
+        return "it is empty"  # CheckDNS1123Preconditions: "empty domain name not allowed"
+    if len(host) > MAX_HOST_LENGTH:
+        return f"it is {len(host)} characters long, and a DNS name is at most {MAX_HOST_LENGTH}"
+    if "*" in host[1:] or (host.startswith("*") and not host.startswith("*.")):
+        # ValidatePartialWildCard: "partial wildcard not allowed"; IsWildcardDNS1123Label: only the first label
+        return "a wildcard may only be the whole first label ('*.example.com') or the whole host ('*')"
+    if host.endswith("."):
+        return "it ends with '.', and a request's Host header never does, so no request would match it"
+    if host != host.lower():
+        return "it has uppercase letters; write it in lowercase, as requests are matched"
+    if "." not in host:
+        # validateSidecarOrGatewayHostnamePart: "short names (non FQDN) are not allowed" in a Gateway
+        return "it is a short name (no dot), which an Istio Gateway refuses; write the full name, e.g. myapp.example.com"
+    name = host[2:] if host.startswith("*.") else host
+    if host == name and _is_ipv4(host):
+        return None  # Istio accepts an IP address as a host of a Gateway and of a VirtualService
+    labels = name.split(".")
+    for label in labels:
+        if not label:
+            return "it has an empty label (two dots in a row, or a dot at the start)"
+        if len(label) > MAX_HOST_LABEL:
+            return f"its label {show(label)} is {len(label)} characters long, over the {MAX_HOST_LABEL} a DNS label may have"
+        if not _HOST_LABEL.match(label):
+            return (f"its label {show(label)} is not a DNS label (letters a-z, digits and '-', not starting or ending "
+                    f"with '-')")
+    if labels[-1].isdigit():  # ValidateDNS1123Labels: "top level domain cannot be all-numeric"
+        return f"its top-level domain {show(labels[-1])} is all digits, which Istio refuses unless the host is an IP address"
+    return None
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def hosts_overlap(first: str, second: str) -> bool:
+    """Whether two hosts take some request in common: Istio's host.Name.Matches (pkg/config/host/name.go)."""
+    if first.startswith("*") and second.startswith("*"):
+        shorter, longer = sorted((first, second), key=len)
+        return longer[1:].endswith(shorter[1:])
+    if first.startswith("*"):
+        return second.endswith(first[1:])
+    if second.startswith("*"):
+        return first.endswith(second[1:])
+    return first == second
 
 
 def _hosts(reader: _Reader, key: str, hosts: Any) -> tuple[str, ...]:
@@ -509,9 +640,38 @@ def _hosts(reader: _Reader, key: str, hosts: Any) -> tuple[str, ...]:
     if not isinstance(hosts, list) or not hosts:
         raise reader.fail(key, hosts, "it must be a list of at least one host", fix)
     for host in hosts:
-        if not isinstance(host, str) or not _HOST.match(host) or len(host) > 253:
-            raise reader.fail(key, host, "each host must be '*', a DNS name or '*.' and a DNS name, in lowercase", fix)
+        problem = host_problem(host)
+        if problem:
+            raise reader.fail(key, host, f"each host must be '*', a DNS name or '*.' and a DNS name, in lowercase; "
+                              f"{problem}", fix)
+    for index, host in enumerate(hosts):
+        other = next((o for o in hosts[index + 1:] if hosts_overlap(host, o)), None)
+        if other is not None:
+            # ValidateVirtualService: "duplicate hosts in virtual service" (a wildcard and a name it covers count)
+            wider = max(host, other, key=lambda h: (h.startswith("*"), -len(h)))
+            raise reader.fail(key, hosts, f"{show(host)} and {show(other)} overlap, and Istio refuses a VirtualService "
+                              f"whose hosts do", f"list each host once and drop the hosts {show(wider)} already "
+                              f"covers: pulumi config set --path '{key}[0]' {wider} -s {reader.stack}, then "
+                              f"pulumi config rm --path '{key}[1]' -s {reader.stack}")
     return tuple(hosts)
+
+
+def _check_cookie_regex(reader: _Reader, cookie: Cookie) -> None:
+    """The test route matches the cookie with a header regex, which Istio refuses over MAX_ISTIO_REGEX characters
+    (validateStringRegexp): checked for the cookie as configured and, with a test token, for the token's cookie."""
+    from .routes import cookie_regex  # routes builds on this module's types; the regex is built in one place
+
+    length = len(cookie_regex(cookie))
+    if length > MAX_ISTIO_REGEX:
+        raise reader.fail("testCookie", str(cookie), f"the header regex that matches it would be {length} characters, "
+                          f"and Istio refuses a regex longer than {MAX_ISTIO_REGEX}",
+                          reader.fix_set("testCookie", "test=true"))
+    token = reader.string("testToken")
+    if token and len(cookie_regex(Cookie(cookie.name, token))) > MAX_ISTIO_REGEX:
+        raise reader.fail("testToken", token, f"with the cookie name {show(cookie.name)} ({PROJECT}:testCookie), the "
+                          f"header regex that matches the test cookie would be longer than the {MAX_ISTIO_REGEX} "
+                          f"characters Istio accepts", f"a shorter cookie name: {reader.fix_set('testCookie', 'test=true')}"
+                          f", or a shorter token: {TEST_TOKEN_FIX.format(stack=reader.stack)}")
 
 
 def _test_token_set(reader: _Reader) -> bool:

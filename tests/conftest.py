@@ -130,3 +130,19 @@ def pytest_terminal_summary(terminalreporter):
     if _FAULTS:
         for line in fault_table(_FAULTS):
             terminalreporter.write_line(line)
+    fault_matrix_summary(terminalreporter)
+
+
+def fault_matrix_summary(terminalreporter) -> None:
+    """The counts of tests/fault_matrix.py's cases that ran: how many bad inputs, how each ended."""
+    outcomes = {}
+    for status in ("passed", "failed"):
+        for report in terminalreporter.stats.get(status, []):
+            for name, value in getattr(report, "user_properties", []):
+                if name == "fault_matrix":
+                    case_id, code, problems = value
+                    outcomes[case_id] = (code, problems)
+    if outcomes:
+        from fault_matrix import Outcome, summary
+        for line in summary({case_id: Outcome(code, problems) for case_id, (code, problems) in outcomes.items()}):
+            terminalreporter.write_line(line)

@@ -28,8 +28,9 @@ from conftest import BLUE_STACK, GREEN_STACK, assert_schema_valid, color_outputs
 from components.offline import mask, reveal
 from components.program import COLOR_OUTPUTS, ROUTING_OUTPUTS
 from components.routes import color_for
-from components.settings import (COLOR_KEYS, COMMON_KEYS, RETRY_ON, ROUTING_KEYS, SECRET_KEYS, SettingsError,
-                                 parse_settings)
+from components.settings import (COLOR_KEYS, COMMON_KEYS, ISTIO_RESERVED_PORTS, RETRY_ON, ROUTING_KEYS, SECRET_KEYS,
+                                 SettingsError, hosts_overlap, parse_settings)
+from components.stackfile import StackFileError, stack_config
 
 MARK = "Qx7Kw9"  # in every secret value; nothing shown to a person may hold it
 ALL_KEYS = sorted(COMMON_KEYS | COLOR_KEYS | ROUTING_KEYS)
@@ -48,6 +49,10 @@ NASTY = [
     "organization/bluegreen/blue", "a/b/c/d", "*.example.com", "EXAMPLE.COM", "500ms", "0s", "1h", "24h1ms",
     "5xx,reset", "5xx,,reset", "100m", "256", "256Mi", "1e3", "myapp:latest", "myapp@sha256:abc",
     "[" * 3000 + "]" * 3000, '{"a":' * 3000 + "1" + "}" * 3000, "9" * 5000, "a" * 300, "-" * 64,
+    # What Istio's webhook or its sidecar refuses (components/settings.py mirrors each rule)
+    "15021", "15090", "15006", '["shop"]', '["example.123"]', '["*.*.example.com"]', '["' + "a" * 64 + '.com"]',
+    '["*", "shop.example.com"]', '["shop.example.com."]', "myapp@sha512:" + "a" * 64, "myapp@sha256:" + "A" * 64,
+    "myapp@md5:" + "a" * 32, "test=" + "!" * 600, "!" * 600 + "=1",
 ]
 text = st.one_of(
     st.sampled_from(NASTY),
@@ -68,8 +73,15 @@ COOKIE_VALUE_CHARS = COOKIE_NAME_CHARS + "()/:<=>?@[]{}"
 # Plain names start lowercase, secret ones uppercase: a valid base never sets one variable twice.
 ENV = st.dictionaries(st.from_regex(r"[a-z_][A-Za-z0-9_]{0,12}", fullmatch=True), text, max_size=3)
 SECRET_ENV = st.dictionaries(st.from_regex(r"[A-Z][A-Za-z0-9_]{0,12}", fullmatch=True), text, max_size=3)
-DNS_NAME = st.from_regex(r"(\*\.)?[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?){0,3}",
+# A full name (Istio's Gateway refuses a short one) whose top-level domain is not all digits.
+DNS_NAME = st.from_regex(r"(\*\.)?([a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?\.){1,3}[a-z]([-a-z0-9]{0,8}[a-z0-9])?",
                          fullmatch=True)
+
+
+def distinct_hosts(hosts: list) -> bool:
+    """No two hosts that Istio would take as duplicates (one covers the other)."""
+    return not any(hosts_overlap(a, b) for i, a in enumerate(hosts) for b in hosts[i + 1:])
+
 VALID = {
     "app": st.from_regex(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", fullmatch=True),
     "namespace": st.from_regex(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", fullmatch=True),
@@ -81,13 +93,13 @@ VALID = {
     "testCookie": st.tuples(st.text(COOKIE_NAME_CHARS, min_size=1, max_size=12),
                             st.text(COOKIE_VALUE_CHARS, min_size=1, max_size=12)).map("=".join),
     "testToken": st.text(COOKIE_VALUE_CHARS, min_size=10, max_size=40).map(MARK.__add__),
-    "hosts": st.one_of(st.just(["*"]), st.lists(DNS_NAME, min_size=1, max_size=3)).map(json.dumps),
+    "hosts": st.one_of(st.just(["*"]), st.lists(DNS_NAME, min_size=1, max_size=3).filter(distinct_hosts)).map(json.dumps),
     "tls": DNS_NAME.filter(lambda name: "*" not in name).map(lambda name: json.dumps({"credentialName": name})),
     "color": st.sampled_from(["blue", "green"]),
     "active": st.sampled_from(["blue", "green"]),
     "test": st.sampled_from(["", "blue", "green"]),
     "replicas": st.integers(0, 1000).map(str),
-    "port": st.integers(1, 65535).map(str),
+    "port": st.integers(1, 65535).filter(lambda port: port not in ISTIO_RESERVED_PORTS).map(str),
     "retryAttempts": st.integers(0, 10).map(str),
     "retryOn": st.lists(st.sampled_from(RETRY_ON), min_size=1, max_size=4).map(",".join),
     **dict.fromkeys(["timeout", "retryPerTryTimeout"], st.from_regex(r"[1-9][0-9]{0,2}(ms|s|m)", fullmatch=True)),
@@ -240,3 +252,45 @@ def test_odd_but_valid_config_is_accepted_and_routes_as_configured(case):
         assert color_for(http, {"Cookie": cookie + "x"}) == config["active"]
         if "testToken" in config:
             assert color_for(http, {"Cookie": f"{name}={value}"}) == config["active"]
+
+
+# ---------------------------------------------------------------- stack files, as the CLI reads them
+
+YAML_SYNTAX = st.text(alphabet=":-[]{},&*!|>'\"#%@`?~\t\n ab01.\x00\x07é", max_size=80)
+LINES = st.lists(st.sampled_from(["config:", "  bluegreen:app: x", "  bluegreen:env:", "    A: &a [1, *a]", "- x",
+                                  "  bluegreen:env: {A: .nan}", "  bluegreen:app: !!binary aGk=", "a: &b [*b, *b]",
+                                  "  x: *b", "---", "  bluegreen:app: 2024-01-01", "\tbad: tab", "  k: v", "  k: v"]),
+                 max_size=8).map("\n".join)
+
+
+@settings(RANDOM, max_examples=150)
+@given(st.one_of(YAML_SYNTAX, LINES))
+def test_any_stack_file_is_read_or_refused_in_one_line(text):
+    try:
+        config = stack_config(text)
+    except StackFileError as error:
+        event("refused")
+        assert "\n" not in str(error) and str(error).startswith("it ")
+        return
+    event("read")
+    assert isinstance(config, dict) and all(isinstance(key, str) for key in config)
+    json.dumps(config, allow_nan=False)  # what Pulumi passes on is JSON
+
+
+WORDS = st.text(alphabet=string.ascii_letters + " -_.", max_size=12)  # no digits: PyYAML 1.1 and YAML 1.2 agree
+DATA = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | WORDS,
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(WORDS, inner, max_size=3), max_leaves=8)
+
+
+@settings(RANDOM, max_examples=100)
+@given(st.dictionaries(st.sampled_from(ALL_KEYS), st.one_of(WORDS, DATA), max_size=5))
+def test_a_stack_file_written_by_a_yaml_tool_reads_back_as_the_cli_passes_it(values):
+    import yaml
+    text = yaml.safe_dump({"config": {f"bluegreen:{key}": value for key, value in values.items()}})
+    read = stack_config(text)
+    for key, value in values.items():
+        got = read[f"bluegreen:{key}"]
+        if isinstance(value, (dict, list)):
+            assert got == value
+        else:  # a scalar reaches the program as its text; an empty one as ""
+            assert got == ("" if value is None else {True: "true", False: "false"}.get(value, str(value)))

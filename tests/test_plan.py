@@ -7,6 +7,7 @@ program itself is the real one), so each test states the config it plans and the
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -295,3 +296,104 @@ def test_a_removed_test_route_reads_as_one_removed_route(project, capsys):
     assert vs_change["fields"][0]["after"] is None and vs_change["fields"][0]["before"]["name"] == "myapp-test"
     code, text, _ = run(capsys, "--base", "HEAD", "--stack", "routing")
     assert "spec.http[myapp-test]: myapp-test (a whole entry; the JSON output has its fields) → (none)" in text
+
+
+# ---------------------------------------------------------------- hostile input (issue 10); tests/fault_matrix.py has hundreds more
+
+
+def test_yaml_the_cli_accepts_is_planned_as_the_cli_passes_it(project, capsys):
+    # yaml.v3 and Pulumi pass a scalar as written: a date, 1.0 and yes are text, never a crash.
+    (project / "Pulumi.blue.yaml").write_text("config:\n  bluegreen:color: blue\n  bluegreen:image: shop:v1\n"
+                                              "  bluegreen:release: 2024-01-01\n  bluegreen:replicas: 2\n")
+    code, report, _ = run_json(capsys, "--stack", "blue")
+    assert code == 0 and report["stacks"]["blue"]["outputs"]["release"] == "2024-01-01"
+    (project / "Pulumi.blue.yaml").write_text("config:\n  bluegreen:color: blue\n  bluegreen:image: 1.0\n")
+    code, text, _ = run(capsys, "--stack", "blue")
+    assert code == 1 and "bluegreen:image is '1.0': it names no fixed release" in text
+    (project / "Pulumi.routing.yaml").write_text("config:\n  bluegreen:active: yes\n")
+    code, text, _ = run(capsys, "--stack", "routing")
+    assert code == 1 and "bluegreen:active is 'yes': it must be blue or green" in text
+
+
+def test_a_stack_file_plan_cannot_read_is_refused_in_one_line_with_where(project, capsys):
+    (project / "Pulumi.blue.yaml").write_bytes(b"config:\n  bluegreen:color: blue\n  bluegreen:app: caf\xe9\n")
+    code, text, err = run(capsys, "--stack", "blue")
+    assert (code, err) == (1, "")
+    assert "Pulumi.blue.yaml is not a Pulumi stack file the CLI can read: it is not UTF-8 text (byte 53 is not). " \
+           "Fix: correct the file" in text
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)) + "config: *i\n"
+    (project / "Pulumi.blue.yaml").write_text(laughs)
+    code, text, _ = run(capsys, "--stack", "blue")
+    assert code == 1 and "more than 100000 values once its aliases are expanded (line 5" in text
+
+
+def test_out_says_where_it_wrote_and_refuses_what_it_cannot_write(project, capsys, tmp_path_factory):
+    out = tmp_path_factory.mktemp("written") / "manifests"
+    code, _, err = run(capsys, "--stack", "routing", "--out", str(out))
+    assert code == 0 and err == f"plan.py: wrote 4 manifests to {out}/\n"
+    for argv, complaint in ((["--out", ""], "'' names no directory"),
+                            (["--out", str(project / "Pulumi.blue.yaml")], "it exists and is not a directory"),
+                            (["--out", str(project / "Pulumi.blue.yaml" / "x")], "cannot write there (Not a directory)")):
+        code, stdout, err = run(capsys, *argv)
+        assert (code, stdout) == (2, "") and complaint in err and len(err.splitlines()) == 1
+
+
+def test_out_never_overwrites_a_file_it_did_not_write_nor_follows_a_link(project, capsys, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    target = tmp_path_factory.mktemp("elsewhere") / "precious"
+    target.write_text("keep me\n")
+    (out / "routing-service-myapp.yaml").symlink_to(target)
+    code, stdout, err = run(capsys, "--stack", "routing", "--out", str(out))
+    assert (code, stdout) == (2, "") and "routing-service-myapp.yaml is there and was not written by plan.py" in err
+    assert target.read_text() == "keep me\n"
+
+
+def test_out_in_a_directory_nobody_can_write_is_bad_usage(project, capsys, tmp_path_factory):
+    locked = tmp_path_factory.mktemp("locked")
+    locked.chmod(0o555)
+    immutable = os.geteuid() == 0 and subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode == 0
+    if os.geteuid() == 0 and not immutable:
+        pytest.skip("root writes anywhere, and chattr +i is not available here")
+    try:
+        code, stdout, err = run(capsys, "--out", str(locked / "manifests"))
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(locked)], check=True)
+    assert (code, stdout) == (2, "") and "cannot write there" in err
+
+
+def test_a_set_value_is_never_echoed_in_a_usage_error(project, capsys):
+    for argv in (["--stack", "routing", "--set", f"aws:token={SECRET}"], ["--stack", "routing", "--set", SECRET],
+                 ["--stack", "routing", "--format", "json", SECRET]):
+        code, out, err = run(capsys, *argv)
+        assert (code, out) == (2, "") and SECRET not in err and len(err.splitlines()) == 1
+
+
+def test_a_key_stored_as_a_secret_that_the_program_would_show_is_refused_by_name(project, capsys):
+    write_stack(project, "blue", {**BLUE, "bluegreen:image": {"secure": "v1:c2VjcmV0LWltYWdl"}})
+    code, text, _ = run(capsys, "--stack", "blue")
+    assert code == 1 and "bluegreen:image is stored as a secret on stack blue" in text
+    assert "c2VjcmV0" not in text and "undecrypted" not in text
+
+
+def test_an_internal_error_exits_3_with_one_line_and_no_secret(project, capsys, monkeypatch):
+    from components import program
+    token = "tok-" + SECRET
+
+    def broken(*args, **kwargs):
+        raise TypeError(f"unexpected value {token}")
+
+    write_stack(project, "routing", {"bluegreen:active": "blue", "bluegreen:test": "green",
+                                     "bluegreen:testToken": {"secure": "v1:abc"}})
+    monkeypatch.setattr(program, "ColorWorkload", broken)
+    code, out, err = run(capsys, "--stack", "routing", "--set", f"testToken={token}")
+    assert (code, out) == (3, "")
+    assert err.startswith("plan.py: internal error: the program failed on stack blue (TypeError: unexpected value "
+                          "[secret]): a bug in the program") and len(err.splitlines()) == 1
+
+
+def test_the_process_survives_a_closed_pipe_and_an_ascii_terminal():
+    done = subprocess.run(f"{sys.executable} scripts/plan.py --format markdown | head -c 1", shell=True, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert done.stdout == "<" and done.stderr == ""

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from components.settings import (
-    COLOR_KEYS, COMMON_KEYS, OBJECT_KEYS, PROJECT_FILE, ROUTING_KEYS, ColorSettings, RoutingSettings,
-    SettingsError, parse_settings, project_defaults,
+    COLOR_KEYS, COMMON_KEYS, DIGEST_HEX_LENGTHS, ISTIO_RESERVED_PORTS, OBJECT_KEYS, PROJECT_FILE, ROUTING_KEYS,
+    ColorSettings, RoutingSettings, SettingsError, parse_settings, project_defaults, show,
 )
 from components.offline import config_text
 
@@ -210,3 +210,117 @@ def test_migrate_command_is_split_like_a_shell_would():
 def test_an_empty_number_or_switch_means_its_default():
     settings = parse_settings({**BLUE, "replicas": "", "port": "", "allowLiveUpdate": ""}, "blue")
     assert (settings.replicas, settings.port, settings.allow_live_update) == (1, 3000, False)
+
+
+# ---------------------------------------------------------------- what Istio's webhook (or its sidecar) refuses
+# Each case is refused at plan time, naming the key, the value and the fix, so `pulumi up` never gets as far as
+# the API server refusing an object half-way through an update.
+
+ROUTING = {"active": "blue"}
+
+
+@pytest.mark.parametrize("host, problem", [
+    ("a" * 64 + ".example.com", "over the 63 a DNS label may have"),                # labels.IsDNS1123Label
+    (".".join(["a" * 60] * 5), "a DNS name is at most 253"),                       # CheckDNS1123Preconditions
+    ("Shop.example.com", "uppercase"),
+    ("shop.example.com.", "ends with '.'"),
+    ("shop.*.example.com", "wildcard may only be the whole first label"),          # ValidatePartialWildCard
+    ("*shop.example.com", "wildcard may only be the whole first label"),
+    ("shop", "short name"),                                                          # Gateway: no short names
+    ("example.123", "top-level domain '123' is all digits"),                       # ValidateDNS1123Labels
+    ("999.1.1.1", "all digits"),                                                     # not an IP address either
+    ("shop..example.com", "empty label"),
+    ("-shop.example.com", "is not a DNS label"),
+    ("", "it is empty"),
+])
+def test_a_host_istio_refuses_is_refused_with_the_rule(host, problem):
+    message = refusal({**ROUTING, "hosts": json.dumps([host])}, stack="routing")
+    assert message.startswith("bluegreen:hosts is ") and problem in message
+    assert "Fix: pulumi config set --path 'hosts[0]' example.com -s routing" in message
+
+
+@pytest.mark.parametrize("hosts", [["*"], ["shop.example.com"], ["*.example.com"], ["10.0.0.1"],
+                                   ["a" * 63 + ".example.com"], ["shop.example.com", "shop.example.org"],
+                                   ["*.example.com", "example.com"]])
+def test_hosts_istio_accepts_are_accepted(hosts):
+    assert parse_settings({**ROUTING, "hosts": json.dumps(hosts)}, "routing").hosts == tuple(hosts)
+
+
+@pytest.mark.parametrize("hosts, pair", [
+    (["shop.example.com", "shop.example.com"], "'shop.example.com' and 'shop.example.com'"),
+    (["*", "shop.example.com"], "'*' and 'shop.example.com'"),
+    (["a.shop.example.com", "*.example.com"], "'a.shop.example.com' and '*.example.com'"),
+    (["*.example.com", "*.shop.example.com"], "'*.example.com' and '*.shop.example.com'"),
+])
+def test_overlapping_hosts_are_refused_as_istio_refuses_duplicate_hosts(hosts, pair):
+    # ValidateVirtualService: "duplicate hosts in virtual service", by host.Name.Matches (wildcards included).
+    message = refusal({**ROUTING, "hosts": json.dumps(hosts)}, stack="routing")
+    assert message.startswith("bluegreen:hosts is ") and pair + " overlap" in message
+    assert "pulumi config rm --path 'hosts[1]' -s routing" in message
+
+
+def test_a_test_cookie_whose_regex_istio_would_refuse_is_refused():
+    # validateStringRegexp: a header regex over 1024 characters is refused; every '!' is escaped, so it counts twice.
+    message = refusal({**ROUTING, "test": "green", "testCookie": "!" * 500 + "=1"}, stack="routing")
+    assert message.startswith("bluegreen:testCookie is '!!!!") and "would be 1028 characters" in message
+    assert "longer than 1024" in message and "pulumi config set testCookie test=true -s routing" in message
+    parse_settings({**ROUTING, "test": "green", "testCookie": "!" * 498 + "=1"}, "routing")  # 1024: accepted
+
+
+def test_a_test_token_that_makes_the_regex_too_long_is_refused_without_showing_it():
+    token = "T0ken" * 40  # 200 characters: a valid token, but with this cookie name the regex exceeds 1024
+    config = {**ROUTING, "test": "green", "testCookie": "!" * 400 + "=1", "testToken": token}
+    message = refusal(config, stack="routing", secret_keys=frozenset({"testToken"}))
+    assert message.startswith("bluegreen:testToken is [secret]") and "longer than the 1024" in message
+    assert token not in message and "a shorter cookie name" in message
+    assert parse_settings({**config, "testCookie": "test=1"}, "routing", frozenset({"testToken"})).test_token_set
+
+
+@pytest.mark.parametrize("port", sorted(ISTIO_RESERVED_PORTS))
+def test_a_port_istios_sidecar_uses_is_refused(port):
+    message = refusal({**BLUE, "port": str(port)})
+    assert message.startswith(f"bluegreen:port is '{port}': Istio's sidecar listens on {port}")
+    assert ISTIO_RESERVED_PORTS[port] in message and "pulumi config set port 3000 -s blue" in message
+
+
+def test_ports_next_to_istios_are_accepted():
+    assert [parse_settings({**BLUE, "port": p}, "blue").port for p in ("14999", "15003", "15091")] == [14999, 15003, 15091]
+
+
+@pytest.mark.parametrize("digest, problem", [
+    ("sha256:" + "a" * 63, "exactly 64 lowercase hex digits, and this one has 63"),
+    ("sha256:" + "a" * 65, "this one has 65"),
+    ("sha256:" + "A" * 64, "some uppercase"),
+    ("sha512:" + "a" * 64, "a sha512 digest is exactly 128"),
+    ("sha384:" + "a" * 64, "a sha384 digest is exactly 96"),
+    ("md5:" + "a" * 32, "algorithm 'md5' is not one"),
+    ("sha1:" + "a" * 40, "algorithm 'sha1' is not one"),
+])
+def test_an_image_digest_of_the_wrong_length_or_algorithm_is_refused(digest, problem):
+    message = refusal({"color": "blue", "image": "registry.example.com/myapp@" + digest})
+    assert message.startswith("bluegreen:image is 'registry.example.com/myapp@") and problem in message
+    assert "Fix: pulumi config set image registry.example.com/myapp@sha256:" in message
+
+
+@pytest.mark.parametrize("algorithm, length", sorted(DIGEST_HEX_LENGTHS.items()))
+def test_digests_of_each_registered_algorithm_are_accepted(algorithm, length):
+    image = f"myapp@{algorithm}:" + "0123456789abcdef" * (length // 16)
+    assert parse_settings({"color": "blue", "image": image}, "blue").release == "0123456789ab"
+
+
+@pytest.mark.parametrize("key, config", [
+    ("image", {**BLUE}), ("app", {**BLUE, "app": "shop"}), ("env", {**BLUE, "env": '{"DB_HOST": "db"}'}),
+    ("hosts", {**ROUTING, "hosts": '["shop.example.com"]'}), ("testCookie", {**ROUTING, "testCookie": "a=b"}),
+])
+def test_a_secret_in_a_key_the_program_shows_in_plain_text_is_refused_by_name(key, config):
+    message = refusal(config, secret_keys=frozenset({key}))
+    assert message.startswith(f"bluegreen:{key} is stored as a secret on stack blue")
+    assert "would not stay secret" in message and f"pulumi config set {key} <value> -s blue (without --secret)" in message
+    assert all(str(value) not in message for value in config.values() if len(str(value)) > 5)
+
+
+def test_show_never_fails_on_a_value_nested_too_deep():
+    deep = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert "too deeply nested" in show(deep)

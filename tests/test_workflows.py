@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import json
 import re
 import shlex
+import subprocess
 from importlib import resources
 from pathlib import Path
 
@@ -133,8 +135,9 @@ def repository_paths(words: list[str]):
 def test_every_repository_path_a_command_names_exists():
     named = {(where, path): exists for where, line in all_commands() for path, exists in repository_paths(shlex.split(line))}
     assert [f"{where}: {path}" for (where, path), exists in named.items() if not exists] == []
-    assert {path for _, path in named} >= {"requirements-dev.txt", "requirements.txt", "policy/requirements.txt",
-                                          ".semaphore/prologue.sh", "policy", "scripts/plan.py", "scripts/release.py"}
+    assert {path for _, path in named} >= {"requirements-dev.lock", "requirements.lock", "policy/requirements.lock",
+                                          ".semaphore/prologue.sh", ".semaphore/install-pulumi.sh", "policy",
+                                          "scripts/plan.py", "scripts/release.py"}
 
 
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
@@ -180,22 +183,24 @@ def test_preview_runs_tests_then_plans_against_the_target_branch_and_comments():
     assert document["jobs"]["plan"]["steps"][0]["with"]["fetch-depth"] == 0  # git show needs the base branch
     comment = next(step for step in steps if step.get("uses", "").startswith("actions/github-script"))
     assert plan.MARKER in comment["with"]["script"]  # it finds and updates its own comment
-    assert document["permissions"]["pull-requests"] == "write"
+    assert document["permissions"] == {"contents": "read"}  # each job asks for what it needs
+    assert document["jobs"]["plan"]["permissions"]["pull-requests"] == "write"
 
 
 def test_pulumi_preview_runs_for_each_stack_only_with_credentials():
     jobs = load(GITHUB)["jobs"]
     preview = jobs["preview"]
-    assert preview["if"] == "needs.credentials.outputs.configured == 'true'"
-    assert "credentials" in preview["needs"]
+    assert preview["environment"] == "cluster-preview" and preview["needs"] == "plan"
+    assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"  # never a fork
     stacks = preview["strategy"]["matrix"]["stack"]
     assert sorted(stacks) == sorted(plan.stack_names([p.name for p in ROOT.iterdir()]))
     [action] = [step for step in preview["steps"] if step.get("uses", "").startswith("pulumi/actions@")]
     assert action["with"]["command"] == "preview" and action["with"]["diff"] is True
     assert (ROOT / action["with"]["policyPacks"] / "PulumiPolicy.yaml").is_file()
     assert action["with"]["stack-name"].endswith("/bluegreen/${{ matrix.stack }}")
-    check = jobs["credentials"]["steps"][0]
-    assert set(check["env"]) == {"PULUMI_ACCESS_TOKEN", "KUBECONFIG_DATA"}
+    check, *rest = preview["steps"]
+    assert check["id"] == "credentials" and set(check["env"]) == {"KUBECONFIG_DATA"}
+    assert all(step["if"] == "steps.credentials.outputs.configured == 'true'" for step in rest)
 
 
 # ---------------------------------------------------------------- Semaphore: the tutorial's pipelines
@@ -381,3 +386,189 @@ def test_every_semaphore_pipeline_that_touches_a_stack_waits_in_the_shared_queue
 def test_the_queue_check_is_not_vacuous():
     assert touches_stacks(["pulumi up --yes --stack green"]) and touches_stacks(["python scripts/release.py rollback"])
     assert not touches_stacks(["python -m pytest -q", "python scripts/plan.py"])
+# ---------------------------------------------------------------- supply chain
+
+LOCKS = {"requirements.txt": "requirements.lock", "requirements-dev.txt": "requirements-dev.lock",
+         "policy/requirements.txt": "policy/requirements.lock"}
+SHA = re.compile(r"[0-9a-f]{40}")
+
+
+def markdown_shell_lines(path: Path):
+    for block in re.findall(r"```(?:bash|sh)\n(.*?)```", path.read_text(), re.S):
+        yield from shell_lines(block)
+
+
+def pip_installs():
+    """(where, words) of every pip install that a workflow, a pipeline, .ci/run or a document tells to run."""
+    sources = [*all_commands(), *(("ci/run", line) for line in shell_lines((ROOT / ".ci" / "run").read_text()))]
+    sources += [(path.name, line) for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+                for line in markdown_shell_lines(path)]
+    for where, line in sources:
+        for command in re.split(r"&&|;", line):
+            words = shlex.split(command)
+            if "pip" in words and "install" in words and "pip-tools" not in " ".join(words):
+                yield where, words
+
+
+def test_every_pip_install_takes_a_hash_pinned_lock():
+    installs = list(pip_installs())
+    assert {where for where, _ in installs} >= {"ci/run", "README.md", "prologue.sh", "semaphore.yml",
+                                                 "preview.yml job plan", "preview.yml job preview"}
+    for where, words in installs:
+        files = [words[i + 1] for i, word in enumerate(words) if word == "-r"]
+        assert "--require-hashes" in words and files and all(f.endswith(".lock") for f in files), (where, words)
+        assert all((ROOT / f).is_file() for f in files), (where, files)
+
+
+def lock_pins(lock: str) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) of every package a lock pins."""
+    pins = {}
+    for entry in re.split(r"\n(?=[A-Za-z0-9])", (ROOT / lock).read_text()):
+        match = re.match(r"([A-Za-z0-9._-]+)==([^\s\\;]+)", entry)
+        if match:
+            pins[match[1].lower().replace("_", "-")] = (match[2], re.findall(r"--hash=sha256:([0-9a-f]{64})", entry))
+    return pins
+
+
+def input_pins(requirements: str) -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / requirements).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("-r "):
+            pins.update(input_pins(str((ROOT / requirements).parent.relative_to(ROOT) / line[3:].strip())))
+        elif "==" in line:
+            name, version = line.split("==")
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
+@pytest.mark.parametrize("source, lock", sorted(LOCKS.items()))
+def test_each_lock_pins_its_input_and_every_dependency_with_hashes(source, lock):
+    text = (ROOT / lock).read_text()
+    assert "python scripts/lock.py" in text.split("\n\n")[0]  # the header names the command that refreshes it
+    assert not re.search(r"^--(find-links|index-url|extra-index-url|trusted-host)", text, re.M)  # PyPI only
+    pins = lock_pins(lock)
+    for name, version in input_pins(source).items():
+        assert pins.get(name, (None,))[0] == version, f"{lock} does not pin {name}=={version}: run python scripts/lock.py"
+    assert all(hashes for _, hashes in pins.values()), [name for name, (_, h) in pins.items() if not h]
+    # Every requirement line is a pin with hashes: nothing pip could resolve on its own.
+    requirement_lines = [line for line in text.splitlines() if line and not line.startswith((" ", "#"))]
+    assert len(requirement_lines) == len(pins)
+
+
+def test_a_package_has_one_version_in_every_lock():
+    versions: dict[str, set[str]] = {}
+    for lock in LOCKS.values():
+        for name, (version, _) in lock_pins(lock).items():
+            versions.setdefault(name, set()).add(version)
+    assert {name: v for name, v in versions.items() if len(v) > 1} == {}
+    assert set(lock_pins("requirements.lock")) <= set(lock_pins("requirements-dev.lock"))
+
+
+def test_every_action_is_pinned_by_a_full_commit_sha_with_its_release_named():
+    uses = re.findall(r"^\s*(?:-\s*)?uses:\s*(\S+)(.*)$", GITHUB.read_text(), re.M)
+    assert len(uses) >= 5
+    for action, comment in uses:
+        name, _, ref = action.partition("@")
+        assert SHA.fullmatch(ref), f"{action} is not pinned by a full commit SHA"
+        assert re.fullmatch(r"\s*#\s*v\d+\.\d+\.\d+", comment), f"{action}: name the release, e.g. # v4.4.0"
+    [(_, step)] = [(job, step) for job, step in github_steps() if step.get("uses", "").startswith("actions/checkout")
+                   and job == "plan"]
+    assert step["with"]["persist-credentials"] is False  # the pull request's code runs after it
+
+
+def test_a_bad_pin_would_be_caught():
+    assert not SHA.fullmatch("v4") and not SHA.fullmatch("11d5960a") and not SHA.fullmatch("main")
+
+
+def job_secrets(job) -> set[str]:
+    return set(re.findall(r"secrets\.([A-Za-z_]+)", json.dumps(job))) - {"GITHUB_TOKEN"}
+
+
+def test_jobs_holding_credentials_run_only_behind_a_protected_environment_or_on_main():
+    jobs = load(GITHUB)["jobs"]
+    holding = {name: job for name, job in jobs.items() if job_secrets(job)}
+    assert set(holding) == {"preview"}
+    for name, job in holding.items():
+        on_main = "github.ref == 'refs/heads/main'" in str(job.get("if", ""))
+        assert job.get("environment") or on_main, f"job {name} holds {job_secrets(job)} ungated"
+
+
+def test_semaphore_credentials_come_only_from_the_deployment_target():
+    promotions = [(path.name, promotion) for path in PIPELINES for promotion in load(path).get("promotions", [])]
+    assert promotions and all(p.get("deployment_target") == "cluster" for _, p in promotions), promotions
+    for path in PIPELINES:
+        document = load(path)
+        secrets = {s["name"] for s in (document.get("global_job_config") or {}).get("secrets", [])}
+        secrets |= {s["name"] for b in document["blocks"] for s in b["task"].get("secrets", [])}
+        assert not secrets & {"pulumi", "kubeconfig"}, f"{path.name} takes cluster credentials from a plain secret"
+
+
+def requirements_pin(name: str) -> str:
+    return input_pins("requirements.txt")[name]
+
+
+def test_one_pulumi_cli_version_everywhere():
+    script = (SEMAPHORE / "install-pulumi.sh").read_text()
+    [version] = re.findall(r"^PULUMI_VERSION=(\S+)$", script, re.M)
+    [action] = [step for _, step in github_steps() if step.get("uses", "").startswith("pulumi/actions@")]
+    assert version == requirements_pin("pulumi") == str(action["with"]["pulumi-version"]) == "3.260.0"
+    prologue = (SEMAPHORE / "prologue.sh").read_text()
+    assert "bash .semaphore/install-pulumi.sh" in prologue and "| sh" not in prologue and "get.pulumi.com" not in prologue
+
+
+def fake_release(directory: Path, reported: str = "v3.260.0") -> str:
+    """A tarball shaped like Pulumi's release (pulumi/pulumi...), its pulumi reporting `reported`; its sha256."""
+    (directory / "pulumi").mkdir()
+    binary = directory / "pulumi" / "pulumi"
+    binary.write_text(f"#!/bin/sh\necho {reported}\n")
+    binary.chmod(0o755)
+    subprocess.run(["tar", "-czf", str(directory / "release.tar.gz"), "-C", str(directory), "pulumi"], check=True)
+    return hashlib.sha256((directory / "release.tar.gz").read_bytes()).hexdigest()
+
+
+def run_install(tmp_path: Path, pinned: str | None, env_sha: str = ""):
+    """install-pulumi.sh (with `pinned` written in, or as committed when None) against a fake curl that serves
+    tmp_path/release.tar.gz and records the URL it was asked for."""
+    script = (SEMAPHORE / "install-pulumi.sh").read_text()
+    if pinned is not None:
+        script = re.sub(r'^PINNED_SHA256="[^"]*"', f'PINNED_SHA256="{pinned}"', script, flags=re.M)
+    (tmp_path / "install.sh").write_text(script)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    curl = bin_dir / "curl"
+    curl.write_text('#!/bin/sh\nout=""\nwhile [ $# -gt 1 ]; do [ "$1" = --output ] && out="$2"; shift; done\n'
+                    f'echo "$1" >> {tmp_path}/urls\ncp {tmp_path}/release.tar.gz "$out"\n')
+    curl.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "PULUMI_INSTALL_DIR": str(tmp_path / "installed"),
+           **({"PULUMI_SHA256": env_sha} if env_sha else {})}
+    return subprocess.run(["bash", str(tmp_path / "install.sh")], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_install_pulumi_checks_the_tarball_before_installing(tmp_path):
+    sha = fake_release(tmp_path)
+    done = run_install(tmp_path, pinned=sha)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "installed" / "pulumi").is_file()
+    assert (tmp_path / "urls").read_text() == "https://get.pulumi.com/releases/sdk/pulumi-v3.260.0-linux-x64.tar.gz\n"
+
+
+def test_install_pulumi_refuses_a_tarball_that_does_not_match(tmp_path):
+    fake_release(tmp_path)
+    done = run_install(tmp_path, pinned="0" * 64)
+    assert done.returncode == 1 and "not the pinned" in done.stderr and not (tmp_path / "installed").exists()
+
+
+def test_install_pulumi_refuses_a_binary_of_another_version(tmp_path):
+    sha = fake_release(tmp_path, reported="v3.1.0")
+    done = run_install(tmp_path, pinned=sha)
+    assert done.returncode == 1 and "reports v3.1.0" in done.stderr and not (tmp_path / "installed").exists()
+
+
+def test_install_pulumi_fails_closed_without_a_pinned_checksum(tmp_path):
+    sha = fake_release(tmp_path)
+    done = run_install(tmp_path, pinned="")
+    assert done.returncode == 1 and "no sha256 is pinned" in done.stderr and not (tmp_path / "urls").exists()
+    # While the pin is empty, the environment may supply it (a Semaphore secret); never a different one over a pin.
+    assert run_install(tmp_path, pinned="", env_sha=sha).returncode == 0
+    assert run_install(tmp_path, pinned=sha, env_sha="1" * 64).returncode == 1
