@@ -80,7 +80,7 @@ def e2e_unavailable(required_too: bool = False) -> Optional[str]:
     except sandbox.Failure as failure:
         return f"e2e tier not run: {failure}"
     return None if built else ("e2e tier not run: the sandbox is not built; "
-                               "`python scripts/sandbox.py build` builds it (once; about 30 minutes cold)")
+                               "`python scripts/sandbox.py build` builds it (once; about 50 minutes cold)")
 
 
 def pytest_collection_modifyitems(config, items):

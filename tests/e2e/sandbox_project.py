@@ -95,6 +95,14 @@ class Project:
         if self.namespace != "default":
             self.kubectl("delete", "namespace", self.namespace, "--wait=false", check=False)
 
+    def deploy_both_colors(self, *extra_stacks: str) -> None:
+        """Blue live (v1.0.0), green deployed (v1.1.0), no test route; one pod each, to stay quick."""
+        self.init_stacks("blue", "green", "routing", *extra_stacks)
+        for color in ("blue", "green"):
+            self.pulumi("config", "set", "replicas", "1", "-s", color)
+            self.up(color)
+        self.up("routing")
+
     def up(self, stack: str, check: bool = True) -> Run:
         return self.pulumi("up", "--yes", "--skip-preview", "-s", stack, check=check)
 

@@ -80,11 +80,7 @@ def play(run: Callable[[list[str]], subprocess.CompletedProcess], releases: dict
 @pytest.fixture(scope="module")
 def real(sandbox_env, tmp_path_factory) -> Project:
     project = make_project(tmp_path_factory.mktemp("contract") / "project", sandbox_env)
-    project.init_stacks("blue", "green", "routing")
-    for color in ("blue", "green"):
-        project.pulumi("config", "set", "replicas", "1", "-s", color)
-        project.up(color)
-    project.up("routing")
+    project.deploy_both_colors()
     yield project
     project.cleanup()
 
@@ -108,9 +104,14 @@ def test_the_stand_in_answers_the_scenario_as_the_real_cli_does(real, tmp_path):
     assert not differences, "\n".join(f"real {r}\nfake {f}" for r, f in differences)
 
 
-def test_release_py_reads_the_real_cli_as_it_reads_the_stand_in(real):
-    """status --json, through the real CLI, from the project copy (release.py's cwd is its project)."""
+def test_release_py_status_tells_what_the_real_stacks_say(real):
+    """status --json, through the real CLI, from the project copy (release.py's cwd is its project), agrees
+    with `pulumi stack output` of each stack, whatever the scenario above has done to them so far."""
     shown = real.run(sys.executable, str(Path(real.folder) / "scripts" / "release.py"), "status", "--json").json()
-    assert shown["colors"]["blue"]["deployed"] is False  # destroyed by the scenario above
-    assert shown["colors"]["green"]["release"] == "v1.1.0"
-    assert shown["active"] == "green" and shown["releaseInProgress"] is None
+    routing = real.outputs("routing")
+    assert (shown["active"], shown["test"]) == (routing.get("active"), routing.get("test"))
+    for color in ("blue", "green"):
+        outputs = real.outputs(color)
+        assert shown["colors"][color]["deployed"] is bool(outputs)
+        assert shown["colors"][color]["release"] == outputs.get("release")
+    assert shown["releaseInProgress"] is None

@@ -12,13 +12,8 @@ from e2e.sandbox_project import Project, make_project
 
 @pytest.fixture(scope="module")
 def released(sandbox_env, tmp_path_factory) -> Project:
-    """Blue live on v1.0.0, green deployed (v1.1.0), no test route; one replica each, to stay quick."""
     project = make_project(tmp_path_factory.mktemp("guards") / "project", sandbox_env)
-    project.init_stacks("blue", "green", "routing", "empty")
-    for color in ("blue", "green"):
-        project.pulumi("config", "set", "replicas", "1", "-s", color)
-        project.up(color)
-    project.up("routing")
+    project.deploy_both_colors("empty")  # a stack that deploys nothing
     yield project
     project.cleanup()
 
