@@ -172,6 +172,11 @@ def _fault(path: str, state: dict, args: list[str], hook: dict) -> int:
             _merge(state["stacks"], hook.get("patch", {}))
         except _Exit as stop:
             out, code, message = "", stop.code, stop.message
+    return _finish(path, state, out, code, message)
+
+
+def _finish(path: str, state: dict, out: str, code: int, message: str) -> int:
+    """Save the state, print what the command printed, and give its exit code."""
     save(path, state)
     sys.stdout.write(out)
     if message:
@@ -202,11 +207,7 @@ def main(args: list[str]) -> int:
         code, message = 0, ""
     except _Exit as stop:
         out, code, message = "", stop.code, stop.message
-    save(path, state)
-    sys.stdout.write(out)
-    if message:
-        sys.stderr.write(message + "\n")
-    return code
+    return _finish(path, state, out, code, message)
 
 
 if __name__ == "__main__":
