@@ -831,10 +831,36 @@ def _tolerant(stack: str, spec: Spec, problems: list[str]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if key not in found}
 
 
+def unfinished(stack: str) -> list[str]:
+    """The operations a stopped update of `stack` left pending (from its checkpoint): while there are
+    any, its outputs may not be what the cluster holds."""
+    text = pulumi("stack", "export", "-s", stack)
+    try:
+        pending = json.loads(text)["deployment"].get("pending_operations") or []
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        raise Failure(f"`pulumi stack export -s {stack}` did not print a checkpoint: run it to see what it says") from None
+    return [f"{printable(str(op.get('type')), 20)} of {printable(str(op.get('resource', {}).get('urn')), 200)}"
+            for op in pending if isinstance(op, dict) and isinstance(op.get("resource"), dict)]
+
+
+def _unfinished_problem(stack: str, problems: list[str]) -> None:
+    try:
+        pending = unfinished(stack)
+    except Failure as failure:
+        problems.append(str(failure))
+        return
+    if pending:
+        problems.append(f"stack {stack}'s last update was stopped half-way ({'; '.join(pending)} never finished), "
+                        f"so what it says here may not be what the cluster holds: `pulumi refresh --yes -s {stack}` "
+                        f"reads the cluster back (first `pulumi cancel --yes -s {stack}` if its lock was left too)")
+
+
 def status(args: argparse.Namespace) -> int:
     problems: list[str] = []
     routing = _tolerant(args.routing_stack, ROUTING_OUTPUTS, problems)
     colors = {color: _tolerant(color_stack(args, color), COLOR_OUTPUTS, problems) for color in COLORS}
+    for stack in (args.routing_stack, *(color_stack(args, color) for color in COLORS)):
+        _unfinished_problem(stack, problems)
     config = read_routing_config(args.routing_stack)
     held = read_lock(args.routing_stack)
     deployed = RoutingState.from_outputs(routing)

@@ -44,6 +44,7 @@ from scripts._cli import EXIT_OK, Failure, log, run_main, step  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ROOT / "sandbox"  # one Go module per group of pieces: the pins
+BRIDGE = ROOT / "scripts" / "sandbox_langhost.py"  # becomes bin/pulumi-language-python
 RECIPE = "3"  # bump when the build steps below change what they produce
 BUILD_TIMEOUT = 45 * 60  # seconds for one `go build`; the largest piece took 23 min cold on 2 busy cores
 START_TIMEOUT = 60.0  # seconds for one component to become ready
@@ -140,7 +141,7 @@ def go(args: Sequence[str], cwd: Path, timeout: float = 600) -> str:
 
 def build_key() -> str:
     """What the build depends on: the modules' files, the Python pins, this recipe and the Go version."""
-    digest = hashlib.sha256(RECIPE.encode() + repr(pieces()).encode())
+    digest = hashlib.sha256(RECIPE.encode() + repr(pieces()).encode() + BRIDGE.read_bytes())
     for path in sorted(MODULES.rglob("*")):
         if path.is_file() and (path.suffix in (".go", ".mod", ".sum")):
             digest.update(str(path.relative_to(MODULES)).encode() + b"\0" + path.read_bytes())
@@ -177,8 +178,13 @@ def prepare_provider(work: Path) -> Path:
 
 
 def copy_assets(bin_dir: Path, share: Path) -> None:
-    """The files that are not Go binaries: the language host's executor script (from the sdk/v3
-    module at the CLI's version, matching the Python SDK), kwok's stage configs, Istio's CRDs."""
+    """The files that are not Go binaries: the bridge in front of the language host
+    (scripts/sandbox_langhost.py says why), the host's executor script (from the sdk/v3 module at the
+    CLI's version, matching the Python SDK), kwok's stage configs, Istio's CRDs."""
+    host = bin_dir / "pulumi-language-python"
+    host.rename(bin_dir / "pulumi-language-python-v3.68")  # the bridge below starts it
+    shutil.copyfile(BRIDGE, host)
+    host.chmod(0o755)
     sdk = module_dir("engine", "github.com/pulumi/pulumi/sdk/v3")
     executor = bin_dir / "pulumi-language-python-exec"
     shutil.copyfile(sdk / "python" / "cmd" / "pulumi-language-python-exec", executor)
@@ -230,7 +236,7 @@ def build(args: argparse.Namespace) -> int:
                 go(["build", "-trimpath", "-tags", piece.tags, "-gcflags", piece.gcflags, "-ldflags",
                     " ".join(("-s", "-w", *piece.ldflags)), "-o", f"{out}{'' if out != bin_dir else os.sep}",
                     *piece.packages], cwd, timeout=BUILD_TIMEOUT)
-        with step("copy the language host's executor, kwok's stages and Istio's CRDs"):
+        with step("install the language host's bridge and executor, kwok's stages and Istio's CRDs"):
             copy_assets(bin_dir, share)
         shutil.rmtree(work / "provider-src", ignore_errors=True)
         (work / "complete.json").write_text(json.dumps({"binaries": sorted(p.name for p in bin_dir.iterdir())}))

@@ -383,8 +383,9 @@ def test_status_shows_both_colors_the_routes_and_the_lock(world, capfd):
                                          "image": "registry.example.com/myapp:v2", "readyReplicas": 2, "replicas": 2}
     assert report["lock"]["holder"] == "alice@ci-7" and report["lock"]["ageSeconds"] > 0
     assert (report["config"], report["configDiffers"], report["problems"]) == ({"active": "blue", "test": "green"}, [], [])
-    assert world.calls()[-6:] == ["stack output --json -s routing", "stack output --json -s blue",
-                                  "stack output --json -s green", "config get active -s routing",
+    assert world.calls()[-9:] == ["stack output --json -s routing", "stack output --json -s blue",
+                                  "stack output --json -s green", "stack export -s routing", "stack export -s blue",
+                                  "stack export -s green", "config get active -s routing",
                                   "config get test -s routing", f"stack tag get {LOCK} -s routing"]
 
 
@@ -396,6 +397,19 @@ def test_status_shows_where_the_routing_config_differs_from_what_is_deployed(wor
                                     "the next `pulumi up -s routing` would send users to green")
     report = json.loads(run(capfd, "status", "--json")[1])
     assert report["config"] == {"active": "green", "test": None} and len(report["configDiffers"]) == 1
+
+
+def test_status_says_when_a_stopped_update_may_have_left_the_cluster_unlike_the_outputs(world, capfd):
+    urn = "urn:pulumi:routing::bluegreen::kubernetes:networking.istio.io/v1:VirtualService::routes"
+    world.change(lambda state: state["stacks"]["routing"].update(
+        pending_operations=[{"type": "updating", "resource": {"urn": urn}}]))
+    code, out, _ = run(capfd, "status")
+    assert code == 0
+    assert out.splitlines()[-1] == (
+        f"problem: stack routing's last update was stopped half-way (updating of {urn} never finished), so what it "
+        "says here may not be what the cluster holds: `pulumi refresh --yes -s routing` reads the cluster back "
+        "(first `pulumi cancel --yes -s routing` if its lock was left too)")
+    assert len(json.loads(run(capfd, "status", "--json")[1])["problems"]) == 1
 
 
 def test_status_shows_a_malformed_output_as_a_problem_not_a_traceback(world, capfd):

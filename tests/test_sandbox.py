@@ -151,3 +151,17 @@ def test_an_unknown_subset_leaves_no_upstream_and_no_route_is_a_404():
 def test_istio_durations():
     assert sandbox_gateway.seconds("30s") == 30 and sandbox_gateway.seconds("500ms") == 0.5
     assert sandbox_gateway.seconds("1m30s") == 90 and sandbox_gateway.seconds(None) is None
+
+
+def test_the_language_host_bridge_gives_the_old_host_the_policy_packs_folder():
+    from pulumi.runtime.proto import language_pb2
+
+    from scripts import sandbox_langhost
+
+    sent = language_pb2.RunPluginRequest(pwd="/project", info=language_pb2.ProgramInfo(
+        root_directory="/project/policy", program_directory="/project/policy", entry_point="."))
+    mended = language_pb2.RunPluginRequest.FromString(sandbox_langhost.mend("RunPlugin", sent.SerializeToString()))
+    assert mended.program == "/project/policy" and mended.pwd == "/project" and mended.info == sent.info
+    explicit = language_pb2.RunPluginRequest(program="/elsewhere", info=sent.info).SerializeToString()
+    assert sandbox_langhost.mend("RunPlugin", explicit) == explicit
+    assert sandbox_langhost.mend("Run", b"\x0a\x01x") == b"\x0a\x01x"  # every other call goes byte for byte

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Benchmark (not a test): the cost of a flip and a rollback with the real CLI on the sandbox.
+
+    python tests/e2e/bench_flip.py [--runs N]
+
+Uses the sandbox in the environment ($BLUEGREEN_SANDBOX, from `. sandbox.env`) or starts one. In a
+throwaway copy of the project with blue live and green ready, it times, N times each, median shown:
+  - a no-op `pulumi up -s routing` (nothing to change): the floor of any routing update;
+  - a bare flip: `pulumi config set active green` + `pulumi up -s routing`, and the rollback back;
+  - release.py's flip step (as its progress line reports it) and a whole `release.py rollback`;
+  - the seed's flip: `kubectl apply` of the same VirtualService with the other subset;
+  - a whole `release.py promote`, with its steps.
+Goal: a flip or a rollback costs at most 1.5 x the no-op `pulumi up -s routing`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(ROOT))
+
+from e2e.sandbox_project import Project, make_project  # noqa: E402
+from scripts import sandbox  # noqa: E402
+
+GOAL = 1.5
+STEP = re.compile(r"^ok\s+(.*) \((\d+\.\d+)s\)$")
+
+
+def timed(action) -> float:
+    start = time.monotonic()
+    action()
+    return time.monotonic() - start
+
+
+def steps(stderr: str) -> dict[str, float]:
+    return {m.group(1): float(m.group(2)) for m in map(STEP.match, stderr.splitlines()) if m}
+
+
+def median(values: list[float]) -> str:
+    return f"{statistics.median(values):6.2f} s (min {min(values):.2f}, max {max(values):.2f}, n={len(values)})"
+
+
+def bench(project: Project, runs: int) -> None:
+    up = ("up", "--yes", "--skip-preview", "-s", "routing")
+    release = [sys.executable, str(project.folder / "scripts" / "release.py")]
+    figures: dict[str, list[float]] = {name: [] for name in (
+        "no-op pulumi up -s routing", "bare flip (config set + up)", "bare flip: the up alone",
+        "bare rollback (config set + up)", "release.py flip step", "release.py rollback (whole command)",
+        "release.py promote (whole command)", "seed's flip: kubectl apply of the VirtualService")}
+    promote_steps: dict[str, list[float]] = {}
+    for _ in range(runs):
+        figures["no-op pulumi up -s routing"].append(timed(lambda: project.pulumi(*up)))
+        start = time.monotonic()
+        project.pulumi("config", "set", "active", "green", "-s", "routing")
+        figures["bare flip: the up alone"].append(timed(lambda: project.pulumi(*up)))
+        figures["bare flip (config set + up)"].append(time.monotonic() - start)
+        figures["bare rollback (config set + up)"].append(timed(lambda: (
+            project.pulumi("config", "set", "active", "blue", "-s", "routing"), project.pulumi(*up))))
+        service = project.get("virtualservice.networking.istio.io", "myapp-blue-green")
+        for route in service["spec"]["http"]:
+            route["route"][0]["destination"]["subset"] = "green"
+        manifest = project.folder / "vs.json"
+        manifest.write_text(json.dumps({key: service[key] for key in ("apiVersion", "kind", "spec")} | {
+            "metadata": {"name": "myapp-blue-green", "namespace": project.namespace}}))
+        figures["seed's flip: kubectl apply of the VirtualService"].append(
+            timed(lambda: project.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(manifest))))
+        project.pulumi("refresh", "--yes", "-s", "routing")
+        project.pulumi(*up)  # users back on blue, state and cluster in step again
+        promoted = project.run(*release, "promote", "green", "--settle", "1")
+        for name, seconds in steps(promoted.stderr).items():
+            promote_steps.setdefault(re.sub(r" \(release .*\)", "", name), []).append(seconds)
+        figures["release.py promote (whole command)"].append(sum(steps(promoted.stderr).values()))
+        figures["release.py flip step"].append(
+            next(s for n, s in steps(promoted.stderr).items() if n.startswith("flip users to")))
+        figures["release.py rollback (whole command)"].append(timed(lambda: project.run(*release, "rollback")))
+    for name, values in figures.items():
+        print(f"{name:<52} {median(values)}")
+    print("release.py promote, by step:")
+    for name, values in promote_steps.items():
+        print(f"  {name:<50} {median(values)}")
+    floor = statistics.median(figures["no-op pulumi up -s routing"])
+    for name in ("bare flip: the up alone", "bare flip (config set + up)", "bare rollback (config set + up)",
+                 "release.py flip step", "release.py rollback (whole command)"):
+        ratio = statistics.median(figures[name]) / floor
+        print(f"ratio {name} / no-op up: {ratio:.2f} ({'meets' if ratio <= GOAL else 'misses'} the goal <= {GOAL})")
+    kubectl = statistics.median(figures["seed's flip: kubectl apply of the VirtualService"])
+    print(f"ratio release.py flip step / kubectl apply: {statistics.median(figures['release.py flip step']) / kubectl:.1f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--runs", type=int, default=3, help="how many times to time each figure (default 3)")
+    args = parser.parse_args()
+    if args.runs < 1:
+        parser.error(f"--runs {args.runs}: give 1 or more")
+    started = None
+    if os.environ.get("BLUEGREEN_SANDBOX"):
+        env = dict(os.environ)
+    else:
+        started = Path(tempfile.mkdtemp()) / "sandbox.env"
+        print("starting a sandbox (scripts/sandbox.py up)", file=sys.stderr)
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "sandbox.py"), "up", "--env-file", str(started)],
+                       check=True, timeout=300)
+        env = sandbox.read_env_file(started)
+    project = None
+    try:
+        project = make_project(Path(tempfile.mkdtemp()) / "project", env)
+        print("setting up: blue live, green ready (one pod each)", file=sys.stderr)
+        project.deploy_both_colors()
+        bench(project, args.runs)
+    finally:
+        if project is not None:
+            project.cleanup()
+        if started:
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "sandbox.py"), "down", "--env-file", str(started)],
+                           timeout=120)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
