@@ -83,13 +83,10 @@ def e2e_unavailable(required_too: bool = False) -> Optional[str]:
                                "`python scripts/sandbox.py build` builds it (once; about 26 minutes cold on 2 cores)")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the xdist_group marks to group by
 def pytest_collection_modifyitems(config, items):
     e2e = [item for item in items if "e2e" in item.nodeid.split("/")]
     for item in e2e:
         item.add_marker(pytest.mark.e2e)
-        # A module stays on one worker (its scenarios share a project, in order); each worker starts one sandbox.
-        item.add_marker(pytest.mark.xdist_group(f"e2e:{item.nodeid.split('::')[0]}"))
     if e2e and e2e_unavailable():
         config.hook.pytest_deselected(items=e2e)
         items[:] = [item for item in items if item not in e2e]

@@ -4,7 +4,7 @@ sandbox's real kube-apiserver (scripts/sandbox.py), each scenario in a throwaway
 The sandbox comes from the environment when one is sourced ($BLUEGREEN_SANDBOX), else this session
 starts one from the build and stops it at the end. Without a build the tests skip with one line
 naming the build command, unless BLUEGREEN_E2E=require (CI), which makes that a failure.
-Each e2e module runs whole on one xdist worker (tests/conftest.py groups them), and each worker starts one sandbox.
+Each e2e module runs whole on one xdist worker (pytest.ini: --dist loadfile); each worker starts one sandbox.
 """
 
 from __future__ import annotations
