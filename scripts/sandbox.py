@@ -140,7 +140,8 @@ def go(args: Sequence[str], cwd: Path, timeout: float = 600) -> str:
 
 
 def build_key() -> str:
-    """What the build depends on: the modules' files, the Python pins, this recipe and the Go version."""
+    """What the build depends on: the modules' files, the Python pins, this recipe, each piece's flags,
+    the language host's bridge and the Go version."""
     digest = hashlib.sha256(RECIPE.encode() + repr(pieces()).encode() + BRIDGE.read_bytes())
     for path in sorted(MODULES.rglob("*")):
         if path.is_file() and (path.suffix in (".go", ".mod", ".sum")):

@@ -67,7 +67,8 @@ def main(argv: list[str]) -> int:
     channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=UNLIMITED)
     methods = language_pb2.DESCRIPTOR.services_by_name["LanguageRuntime"].methods
 
-    def forward(method, streaming: bool):
+    def forward(method):
+        streaming = method.server_streaming  # InstallDependencies and RunPlugin; the rest are unary
         call = (channel.unary_stream if streaming else channel.unary_unary)(f"/{SERVICE}/{method.name}")
 
         def unary(request: bytes, context):
@@ -84,7 +85,7 @@ def main(argv: list[str]) -> int:
 
         return grpc.unary_stream_rpc_method_handler(stream) if streaming else grpc.unary_unary_rpc_method_handler(unary)
 
-    handlers = {method.name: forward(method, method.server_streaming) for method in methods}
+    handlers = {method.name: forward(method) for method in methods}
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=UNLIMITED)
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
     own_port = server.add_insecure_port("127.0.0.1:0")
