@@ -225,12 +225,27 @@ def by_hand(output: str) -> list[str]:
 
 def cluster_users(project: Project) -> str:
     """Where the gateway sends users now, by the VirtualService the API server holds."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # after an outage, until kwok makes the pods ready again
     while True:
         answer = through_gateway(project, "/")
         if answer.status_code == 200 or time.monotonic() > deadline:
             return answer.headers.get("x-bluegreen-color", f"HTTP {answer.status_code}")
         time.sleep(0.5)
+
+
+def finish_by_hand(project: Project, commands: list[str], timeout: float = 240) -> None:
+    """Run the commands release.py printed, as an operator would. After an API server outage the node's
+    lease may lapse and the node controller mark its pods not ready until kwok's heartbeat catches up;
+    the routing guard then refuses (rightly) and says to wait for the pods: wait, and run them again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [project.run("bash", "-c", command, check=False) for command in commands]
+        failed = next((run for run in runs if run.code != 0), None)
+        if failed is None:
+            return
+        assert "has no ready pod in the cluster now" in failed.output, failed.output
+        assert time.monotonic() < deadline, failed.output
+        time.sleep(5)
 
 
 def test_the_api_server_stopped_during_the_flip_ends_in_a_known_state(live):
@@ -249,12 +264,11 @@ def test_the_api_server_stopped_during_the_flip_ends_in_a_known_state(live):
     assert code == 1, output
     assert "Traceback" not in output
     assert "restoring the routing failed too" in output or "routing restored: users on blue" in output
-    # What status says users get must be what the cluster gives them, or status must say it is unsure.
+    # Where status says users are must be where the cluster's VirtualService sends them, or status says it is unsure.
     status = release(live, "status", "--json", check=True).json()
     if not status["problems"]:
-        assert cluster_users(live) == status["active"], (status, default_route(live))
-    for command in by_hand(output):
-        live.run("bash", "-c", command)
+        assert default_route(live) == status["active"], status
+    finish_by_hand(live, by_hand(output))
     assert cluster_users(live) == "blue" and route_names(live) == ["myapp-default"]
     status = release(live, "status", "--json", check=True).json()
     assert status["active"] == "blue" and not status["configDiffers"] and status["releaseInProgress"] is None
