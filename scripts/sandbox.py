@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -141,8 +142,9 @@ def go(args: Sequence[str], cwd: Path, timeout: float = 600) -> str:
 
 def build_key() -> str:
     """What the build depends on: the modules' files, the Python pins, this recipe, each piece's flags,
-    the language host's bridge and the Go version."""
-    digest = hashlib.sha256(RECIPE.encode() + repr(pieces()).encode() + BRIDGE.read_bytes())
+    the language host's bridge, how the assets are made (kwok's stages) and the Go version."""
+    digest = hashlib.sha256(RECIPE.encode() + repr(pieces()).encode() + BRIDGE.read_bytes()
+                            + inspect.getsource(copy_assets).encode() + inspect.getsource(kwok_stages).encode())
     for path in sorted(MODULES.rglob("*")):
         if path.is_file() and (path.suffix in (".go", ".mod", ".sum")):
             digest.update(str(path.relative_to(MODULES)).encode() + b"\0" + path.read_bytes())
@@ -197,8 +199,11 @@ def copy_assets(bin_dir: Path, share: Path) -> None:
 
 def kwok_stages(stage_dir: Path) -> str:
     """kwok's own stages (nodes Ready with heartbeats; pods Ready, Job pods Succeeded, deletions done),
-    plus one of the sandbox's: a Job pod whose command is `false` fails, as it would in a container,
-    so a failing migration can be tested although no container runs."""
+    plus two of the sandbox's: a Job pod whose command is `false` fails, as it would in a container,
+    so a failing migration can be tested although no container runs; and a Running pod that the node
+    controller marked not ready (its node's heartbeat lapsed while the API server was down) is made
+    ready again, as a kubelet reports it once it reaches the API server (kwok's own stage only readies
+    Pending pods, so such a pod would stay not ready for good)."""
     import yaml
 
     paths = [stage_dir / "node" / "fast" / "node-initialize.yaml", stage_dir / "node" / "heartbeat" / "node-heartbeat.yaml",
@@ -217,7 +222,19 @@ def kwok_stages(stage_dir: Path) -> str:
         template = template.replace(old, new)
     fail["spec"]["next"]["statusTemplate"] = template
     complete["spec"]["selector"]["matchExpressions"].append({**command, "operator": "NotIn"})
-    return yaml.safe_dump_all([*stages, fail], sort_keys=False)
+    ready = next(stage for stage in stages if stage["metadata"]["name"] == "pod-ready")
+    ready_again = json.loads(json.dumps(ready))
+    ready_again["metadata"]["name"] = "pod-ready-again"
+    selector = ready_again["spec"]["selector"]["matchExpressions"]
+    phase = next((match for match in selector if match["key"] == ".status.phase"), None)
+    if phase != {"key": ".status.phase", "operator": "In", "values": ["Pending"]}:
+        raise Failure(f"kwok's pod-ready stage changed (it selects {phase}): update sandbox.py's pod-ready-again stage")
+    phase["values"] = ["Running"]
+    # Only the Ready condition, which is all the node controller takes away; kwok merges it by type into
+    # the pod's status (its whole pod-ready status would give the pod a second IP, which is invalid).
+    ready_again["spec"]["next"] = {"statusTemplate": "conditions:\n- lastTransitionTime: {{ Now | Quote }}\n"
+                                                     "  message: null\n  reason: null\n  status: \"True\"\n  type: Ready\n"}
+    return yaml.safe_dump_all([*stages, fail, ready_again], sort_keys=False)
 
 
 def build(args: argparse.Namespace) -> int:

@@ -35,30 +35,43 @@ def test_every_piece_reports_its_pinned_version():
     assert "gitVersion=" + sandbox.module_version("kube", "k8s.io/kubernetes") in ldflags["kube"]
 
 
-def stage(name: str, template: str = "") -> str:
+PENDING = {"key": ".status.phase", "operator": "In", "values": ["Pending"]}
+
+
+def stage(name: str, template: str = "", *selector: dict) -> str:
     """A stage file shaped like kwok's (kustomize/stage/...), with what kwok_stages reads of it."""
     return yaml.safe_dump({"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name},
-                           "spec": {"selector": {"matchExpressions": []}, "next": {"statusTemplate": template}}})
+                           "spec": {"selector": {"matchExpressions": list(selector)}, "next": {"statusTemplate": template}}})
 
 
-def test_the_sandbox_stage_fails_a_job_pod_whose_command_is_false_and_only_that(tmp_path):
+def test_the_sandbox_stages_fail_a_job_pod_whose_command_is_false_and_ready_a_running_pod_again(tmp_path):
     stage_dir = tmp_path / "stage"
     files = {"node/fast/node-initialize.yaml": stage("node-initialize"),
              "node/heartbeat/node-heartbeat.yaml": stage("node-heartbeat"),
-             "pod/fast/pod-ready.yaml": stage("pod-ready"), "pod/fast/pod-delete.yaml": stage("pod-delete"),
+             "pod/fast/pod-ready.yaml": stage("pod-ready", "phase: Running\n", PENDING),
+             "pod/fast/pod-delete.yaml": stage("pod-delete"),
              "pod/fast/pod-complete.yaml": stage("pod-complete", "state:\n  terminated:\n    exitCode: 0\n"
                                                                  "    reason: Completed\nphase: Succeeded\n")}
     for path, text in files.items():
         (stage_dir / path).parent.mkdir(parents=True, exist_ok=True)
         (stage_dir / path).write_text(text)
     stages = {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all(sandbox.kwok_stages(stage_dir))}
-    assert set(stages) == {"node-initialize", "node-heartbeat", "pod-ready", "pod-complete", "pod-delete", "pod-fail"}
+    assert set(stages) == {"node-initialize", "node-heartbeat", "pod-ready", "pod-complete", "pod-delete", "pod-fail",
+                           "pod-ready-again"}
+    # A Running pod the node controller marked not ready gets kwok's ready status again; Pending ones as before.
+    assert stages["pod-ready-again"]["spec"]["selector"]["matchExpressions"] == [{**PENDING, "values": ["Running"]}]
+    assert yaml.safe_load(stages["pod-ready-again"]["spec"]["next"]["statusTemplate"].replace("{{ Now | Quote }}", "now")) \
+        == {"conditions": [{"lastTransitionTime": "now", "message": None, "reason": None, "status": "True", "type": "Ready"}]}
+    assert stages["pod-ready"]["spec"]["selector"]["matchExpressions"] == [PENDING]
     failing = {"key": ".spec.containers.[0].command.[0]", "values": ["false"]}
     assert {**failing, "operator": "In"} in stages["pod-fail"]["spec"]["selector"]["matchExpressions"]
     assert {**failing, "operator": "NotIn"} in stages["pod-complete"]["spec"]["selector"]["matchExpressions"]
     template = stages["pod-fail"]["spec"]["next"]["statusTemplate"]
     assert "phase: Failed" in template and "exitCode: 1" in template
     assert "phase: Succeeded" in stages["pod-complete"]["spec"]["next"]["statusTemplate"]
+    (stage_dir / "pod/fast/pod-ready.yaml").write_text(stage("pod-ready", "phase: Running\n"))
+    with pytest.raises(sandbox.Failure, match="kwok's pod-ready stage changed"):
+        sandbox.kwok_stages(stage_dir)
     (stage_dir / "pod/fast/pod-complete.yaml").write_text(stage("pod-complete", "phase: Done\n"))
     with pytest.raises(sandbox.Failure, match="kwok's pod-complete stage changed"):
         sandbox.kwok_stages(stage_dir)
