@@ -20,6 +20,7 @@ import pytest
 
 
 from conftest import e2e_unavailable  # noqa: E402
+from e2e.released_project import STACKS, Released  # noqa: E402
 from e2e.sandbox_project import ROOT, Project, make_project  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
@@ -58,3 +59,20 @@ def project(sandbox_env, tmp_path) -> Project:
     project = make_project(tmp_path / "project", sandbox_env)
     yield project
     project.cleanup()
+
+
+@pytest.fixture(scope="module")
+def released(sandbox_env, tmp_path_factory) -> Released:
+    """One released project per module: its scenarios each run in a copy of it (`live`)."""
+    released = Released.deploy(tmp_path_factory.mktemp("released") / "project", sandbox_env)
+    yield released
+    released.project.cleanup()
+
+
+@pytest.fixture
+def live(released, tmp_path) -> Project:
+    """A throwaway copy of the released project: blue live (v1.0.0), green deployed (v1.1.0)."""
+    project = released.copy(tmp_path / "project")
+    start = {stack: project.fingerprint(stack) for stack in STACKS}
+    yield project
+    released.done(project, start)

@@ -106,6 +106,22 @@ class Project:
     def up(self, stack: str, check: bool = True) -> Run:
         return self.pulumi("up", "--yes", "--skip-preview", "-s", stack, check=check)
 
+    @property
+    def backend(self) -> Path:
+        return self.folder / ".pulumi-state"
+
+    def fingerprint(self, stack: str) -> bytes:
+        """The stack's config file and its checkpoint in the file backend, as bytes: what changes when
+        anything is set or updated."""
+        checkpoint = self.backend / ".pulumi" / "stacks" / "bluegreen" / f"{stack}.json"
+        return (self.folder / f"Pulumi.{stack}.yaml").read_bytes() + b"\0" + checkpoint.read_bytes()
+
+    def copy_to(self, folder: Path) -> "Project":
+        """A throwaway copy of this project, files and backend, that manages the same namespace."""
+        shutil.copytree(self.folder, folder, symlinks=True)
+        return Project(folder, {**self.env, "PULUMI_BACKEND_URL": f"file://{folder / '.pulumi-state'}"},
+                       self.namespace)
+
 
 def make_project(folder: Path, env: dict[str, str], namespace: str = "") -> Project:
     """Copy the project into `folder`, with its own file backend and (unless given) a fresh namespace."""

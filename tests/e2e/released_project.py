@@ -1,0 +1,90 @@
+"""The seed's release cycle for real: a released project (blue live, green deployed), release.py run in a
+throwaway copy of it with the real CLI against the sandbox, and what the cluster then holds, seen through
+the gateway stand-in, which routes by the VirtualService the API server holds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from e2e.sandbox_project import Project, make_project
+
+LOCK = "bluegreen:release"
+SETTLE = "1"  # the gateway stand-in re-reads the cluster every 0.5 s
+STACKS = ("blue", "green", "routing")  # in the order they are put back: routing's guards read the Deployments
+
+
+@dataclass
+class Released:
+    """Blue live (v1.0.0) behind the routing stack, green deployed with v1.1.0 after a migration Job; which
+    stacks the last scenario changed (in its copy, and so in the cluster, which all copies share)."""
+
+    project: Project
+    changed: set[str] = field(default_factory=set)
+
+    @classmethod
+    def deploy(cls, folder: Path, sandbox_env: dict[str, str]) -> "Released":
+        project = make_project(folder, sandbox_env)
+        project.init_stacks(*STACKS)
+        for color in ("blue", "green"):
+            project.pulumi("config", "set", "replicas", "1", "-s", color)
+            project.pulumi("config", "set", "--secret", "--path", "secretEnv.DB_PASSWORD", "pw-" + color, "-s", color)
+        project.pulumi("config", "set", "--secret", "testToken", "t0ken-" + "x" * 20, "-s", "routing")
+        project.up("blue")
+        project.up("routing")
+        project.pulumi("config", "set", "migrateCommand", "npm run migrate", "-s", "green")
+        project.up("green")
+        return cls(project)
+
+    def copy(self, folder: Path) -> Project:
+        """A throwaway copy of the released project, with the cluster put back to it first: each stack the
+        last scenario changed is refreshed from the cluster and updated to the released config."""
+        project = self.project.copy_to(folder)
+        for stack in STACKS:
+            if stack in self.changed:
+                project.pulumi("up", "--refresh", "--yes", "--skip-preview", "-s", stack)
+        self.changed = set(STACKS)  # until the scenario ends and shows what it changed
+        return project
+
+    def done(self, project: Project, start: dict[str, bytes]) -> None:
+        """After a scenario in `project`: remember what it changed; drop the app stand-ins' behaviours."""
+        self.changed = {stack for stack in STACKS if project.fingerprint(stack) != start[stack]}
+        shutil.rmtree(Path(project.env["BLUEGREEN_SANDBOX"]) / "apps" / project.namespace, ignore_errors=True)
+
+
+def release(project: Project, *args: str, check: bool = False, env=None):
+    return project.run(sys.executable, str(project.folder / "scripts" / "release.py"), *args, check=check, env=env)
+
+
+def default_route(project: Project) -> str:
+    """The color the stored VirtualService's default (last) route sends users to."""
+    http = project.get("virtualservice.networking.istio.io", "myapp-blue-green")["spec"]["http"]
+    assert not any(route.get("name", "").endswith("-test") for route in http[:-1]) or len(http) == 2
+    return http[-1]["route"][0]["destination"]["subset"]
+
+
+def route_names(project: Project) -> list[str]:
+    return [r["name"] for r in project.get("virtualservice.networking.istio.io", "myapp-blue-green")["spec"]["http"]]
+
+
+def through_gateway(project: Project, path: str = "/", cookie: str = "") -> requests.Response:
+    return requests.get(project.env["BLUEGREEN_URL"] + path, headers={"cookie": cookie} if cookie else {},
+                        timeout=10, allow_redirects=False)
+
+
+def behave(project: Project, deployment: str, **behaviour) -> None:
+    """Make the app stand-in of one Deployment answer differently (the sandbox's control files)."""
+    folder = Path(project.env["BLUEGREEN_SANDBOX"]) / "apps" / project.namespace
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{deployment}.json").write_text(json.dumps(behaviour))
+
+
+def lock(project: Project):
+    found = project.pulumi("stack", "tag", "get", LOCK, "-s", "routing", check=False)
+    return found.stdout.strip() if found.code == 0 else None
+
