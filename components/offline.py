@@ -69,6 +69,8 @@ class ProgramRun:
     error: Optional[BaseException] = None
     warnings: list[str] = field(default_factory=list)
     read: list[str] = field(default_factory=list)  # objects read from the cluster (never declared)
+    # Every resource's URN, with the URNs it depends on: a changed URN is a replacement on the next update.
+    urns: dict[str, list[str]] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[Declared]:
         return [r for r in self.resources if r.kind == kind]
@@ -254,6 +256,16 @@ def run_program(stack: str, config: Mapping[str, str], secret_keys: frozenset[st
     run = ProgramRun(stack)
 
     class Monitor(mocks.MockMonitor):
+        def RegisterResource(self, request):
+            response = super().RegisterResource(request)
+            run.urns[response.urn] = sorted(request.dependencies)
+            return response
+
+        def ReadResource(self, request):
+            response = super().ReadResource(request)
+            run.urns[response.urn] = []
+            return response
+
         def RegisterResourceOutputs(self, request):
             if request.urn.endswith("::pulumi:pulumi:Stack::" + f"{PROJECT}-{stack}"):
                 run.outputs = unwrap_secrets(rpc.deserialize_properties(request.outputs, keep_unknowns=True))

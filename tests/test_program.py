@@ -67,6 +67,54 @@ def test_components_carry_the_project_type_tokens():
     assert "bluegreen:workload:ColorWorkload" in {d.type for d in run.resources}
 
 
+# Each resource's URN as the mock engine makes it: a changed URN replaces the live object on the next update,
+# unless the resource carries an alias to the old one (components/children.py: the rule for renames).
+COLOR_URNS = {
+    "pulumi:pulumi:Stack::bluegreen-blue",
+    "pulumi:pulumi:Stack$bluegreen:workload:ColorWorkload::myapp-blue",
+    "bluegreen:workload:ColorWorkload$kubernetes:apps/v1:Deployment::myapp-blue",
+    "bluegreen:workload:ColorWorkload$kubernetes:policy/v1:PodDisruptionBudget::myapp-blue",
+    "bluegreen:workload:ColorWorkload$kubernetes:core/v1:Secret::myapp-blue-env",
+    "bluegreen:workload:ColorWorkload$kubernetes:batch/v1:Job::myapp-blue-migrate",
+}
+ROUTING_URNS = {
+    "pulumi:pulumi:Stack::bluegreen-routing",
+    "pulumi:pulumi:Stack$pulumi:pulumi:StackReference::organization/bluegreen/blue",
+    "pulumi:pulumi:Stack$pulumi:pulumi:StackReference::organization/bluegreen/green",
+    "pulumi:pulumi:Stack$kubernetes:apps/v1:Deployment::myapp-blue-live",
+    "pulumi:pulumi:Stack$kubernetes:apps/v1:Deployment::myapp-green-live",
+    "pulumi:pulumi:Stack$bluegreen:gateway:IngressGateway::myapp-gateway",
+    "bluegreen:gateway:IngressGateway$kubernetes:networking.istio.io/v1:Gateway::myapp-gateway",
+    "pulumi:pulumi:Stack$bluegreen:destinations:ColorDestinations::myapp",
+    "bluegreen:destinations:ColorDestinations$kubernetes:core/v1:Service::myapp",
+    "bluegreen:destinations:ColorDestinations$kubernetes:networking.istio.io/v1:DestinationRule::myapp-blue-green",
+    "pulumi:pulumi:Stack$bluegreen:virtualservice:BlueGreenRoutes::myapp-blue-green",
+    "bluegreen:virtualservice:BlueGreenRoutes$kubernetes:networking.istio.io/v1:VirtualService::myapp-blue-green",
+}
+
+
+def urns(run, stack):
+    return {urn.removeprefix(f"urn:pulumi:{stack}::bluegreen::"): sorted(
+        dependency.rpartition("::")[2] for dependency in dependencies) for urn, dependencies in run.urns.items()}
+
+
+def test_urns_stay_those_of_deployed_stacks_and_children_wait_for_what_they_need():
+    run = run_stack("blue", blue(replicas=2, migrateCommand="npm run migrate", secretEnv={"DB_PASSWORD": SECRET}),
+                    secret_keys={"secretEnv"})
+    declared = urns(run, "blue")
+    assert set(declared) == COLOR_URNS
+    deployment = declared["bluegreen:workload:ColorWorkload$kubernetes:apps/v1:Deployment::myapp-blue"]
+    assert "myapp-blue-migrate" in deployment  # the migration runs before the pods roll out
+    run = run_stack("routing", {"active": "blue", "test": "green"}, outputs=deployed())
+    declared = urns(run, "routing")
+    assert set(declared) == ROUTING_URNS
+    # Subsets and gateway first: a route to a subset Istio does not know yet answers 503.
+    assert {"myapp-blue-green", "myapp-gateway"} <= set(declared[
+        "bluegreen:virtualservice:BlueGreenRoutes$kubernetes:networking.istio.io/v1:VirtualService::myapp-blue-green"])
+    assert "myapp" in declared[
+        "bluegreen:destinations:ColorDestinations$kubernetes:networking.istio.io/v1:DestinationRule::myapp-blue-green"]
+
+
 # --- the color workload --------------------------------------------------------------------------
 
 def test_deployment_names_labels_selector_and_probe():
