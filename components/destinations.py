@@ -8,7 +8,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .gateway import ISTIO_NETWORKING
+from .contract import ISTIO_NETWORKING, route_object_name, service_name
 from .metadata import owned_metadata
 from .settings import COLORS
 
@@ -19,11 +19,6 @@ SERVICE_PORT = 3000
 class ColorDestinationsArgs:
     app: str
     namespace: str
-
-
-def route_object_name(app: str) -> str:
-    """The name the DestinationRule and the VirtualService share, as in the tutorial."""
-    return f"{app}-blue-green"
 
 
 class ColorDestinations(pulumi.ComponentResource):
@@ -37,7 +32,7 @@ class ColorDestinations(pulumi.ComponentResource):
         labels = {"app": args.app}
         service = k8s.core.v1.Service(
             args.app,
-            metadata=owned_metadata(args.app, args.namespace, labels),
+            metadata=owned_metadata(service_name(args.app), args.namespace, labels),
             spec=k8s.core.v1.ServiceSpecArgs(
                 selector=labels,  # app only: both colors are endpoints; the subsets tell them apart
                 # targetPort by name, so each color may listen on its own container port.
@@ -52,7 +47,7 @@ class ColorDestinations(pulumi.ComponentResource):
             kind="DestinationRule",
             metadata=owned_metadata(route_object_name(args.app), args.namespace, labels),
             spec={
-                "host": args.app,
+                "host": service_name(args.app),
                 "subsets": [{"name": color, "labels": {"color": color}} for color in COLORS],
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),

@@ -8,10 +8,9 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .contract import ISTIO_NETWORKING, gateway_name
 from .metadata import owned_metadata
 from .settings import Tls
-
-ISTIO_NETWORKING = "networking.istio.io/v1"
 
 
 @dataclass(frozen=True)
@@ -31,10 +30,6 @@ def gateway_servers(hosts: Sequence[str], tls: Optional[Tls]) -> list[dict]:
     https = {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": list(tls.hosts),
              "tls": {"mode": "SIMPLE", "credentialName": tls.credential_name}}
     return [http, https]
-
-
-def gateway_name(app: str) -> str:
-    return f"{app}-gateway"
 
 
 class IngressGateway(pulumi.ComponentResource):

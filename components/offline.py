@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from .contract import ColorOutputs
 from .settings import PROJECT
 from .stackfile import StackFileError, read_text, stack_config
 
@@ -194,13 +195,15 @@ class _KubernetesMocks:
         name = object_id.rpartition("/")[2]
         live = self.live_deployments.get(object_id)
         if live is None:
-            live = next((reveal(o) for o in self.stack_outputs.values() if o.get("deployment") == name), None)
+            live = next((o for o in self.stack_outputs.values() if ColorOutputs.read(reveal(o)).deployment == name),
+                        None)
         if live is None:
             raise Exception(f"resource {object_id!r} does not exist")  # what the provider's read says
+        said = ColorOutputs.read(reveal(live))
         namespace = object_id.rpartition("/")[0] or "default"
         return {"metadata": {"name": name, "namespace": namespace},
-                "spec": {"template": {"metadata": {"labels": {"release": live.get("release")}}}},
-                "status": {"readyReplicas": live.get("readyReplicas", 0)}}
+                "spec": {"template": {"metadata": {"labels": {"release": said.release}}}},
+                "status": {"readyReplicas": said.ready_replicas or 0}}
 
     def new_resource(self, args):
         if args.typ == "pulumi:pulumi:StackReference":

@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .gateway import ISTIO_NETWORKING
+from .contract import ISTIO_NETWORKING
 from .metadata import owned_metadata
 
 

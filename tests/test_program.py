@@ -6,14 +6,14 @@ from pathlib import Path
 import pulumi
 import pytest
 
+from components.contract import ColorOutputs, RoutingOutputs
 from components.offline import SecretValue, mask, reveal, stack_file_config
 from components.routes import COLOR_HEADER, color_for
 from conftest import (
     BLUE_STACK, GREEN_STACK, ROOT, ROUTING_STACK, assert_schema_valid, color_outputs, deployed, run_stack,
 )
 
-COLOR_OUTPUT_NAMES = {"color", "release", "image", "deployment", "replicas", "readyReplicas"}
-ROUTING_OUTPUT_NAMES = {"active", "test", "activeRelease", "testRelease"}
+COLOR_OUTPUT_NAMES = set(ColorOutputs.names())
 SECRET = "s3cr3t-Pa55word-never-shown"
 
 
@@ -22,7 +22,7 @@ def blue(**config):
 
 
 def routing_outputs(active="green", active_release="v1.1.0", test=None):
-    return {ROUTING_STACK: {"active": active, "activeRelease": active_release, "test": test}}
+    return {ROUTING_STACK: RoutingOutputs(active=active, test=test, active_release=active_release).exported()}
 
 
 def k8s_objects(run):
