@@ -8,6 +8,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .children import child_options
 from .contract import ISTIO_NETWORKING, route_object_name, service_name
 from .metadata import owned_metadata
 from .settings import COLORS
@@ -31,7 +32,7 @@ class ColorDestinations(pulumi.ComponentResource):
         super().__init__("bluegreen:destinations:ColorDestinations", name, None, opts)
         labels = {"app": args.app}
         service = k8s.core.v1.Service(
-            args.app,
+            name,
             metadata=owned_metadata(service_name(args.app), args.namespace, labels),
             spec=k8s.core.v1.ServiceSpecArgs(
                 selector=labels,  # app only: both colors are endpoints; the subsets tell them apart
@@ -39,10 +40,10 @@ class ColorDestinations(pulumi.ComponentResource):
                 ports=[k8s.core.v1.ServicePortArgs(name="http", port=SERVICE_PORT, target_port="http",
                                                    protocol="TCP")],
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child_options(self, opts),
         )
-        self.destination_rule = k8s.apiextensions.CustomResource(
-            route_object_name(args.app),
+        k8s.apiextensions.CustomResource(
+            f"{name}-blue-green",
             api_version=ISTIO_NETWORKING,
             kind="DestinationRule",
             metadata=owned_metadata(route_object_name(args.app), args.namespace, labels),
@@ -50,6 +51,6 @@ class ColorDestinations(pulumi.ComponentResource):
                 "host": service_name(args.app),
                 "subsets": [{"name": color, "labels": {"color": color}} for color in COLORS],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
+            opts=child_options(self, opts, depends_on=[service]),
         )
         self.register_outputs({})

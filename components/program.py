@@ -113,10 +113,9 @@ async def routing_stack(settings: RoutingSettings) -> dict[str, Any]:
     gateway = IngressGateway(gateway_name(settings.app),
                              IngressGatewayArgs(settings.app, settings.namespace, settings.hosts, settings.tls))
     destinations = ColorDestinations(settings.app, ColorDestinationsArgs(settings.app, settings.namespace))
-    BlueGreenRoutes(route_object_name(settings.app), BlueGreenRoutesArgs(
-        name=route_object_name(settings.app), app=settings.app, namespace=settings.namespace,
-        hosts=settings.hosts, gateway=gateway_name(settings.app), http=http,
-        depends_on=(gateway.resource, destinations.destination_rule),
-    ))
+    BlueGreenRoutes(route_object_name(settings.app),
+                    BlueGreenRoutesArgs(app=settings.app, namespace=settings.namespace, hosts=settings.hosts,
+                                        gateway=gateway_name(settings.app), http=http),
+                    pulumi.ResourceOptions(depends_on=[gateway, destinations]))
     return RoutingOutputs(active=settings.active, test=settings.test, active_release=targets[settings.active].release,
                           test_release=targets[settings.test].release if settings.test else None).exported()
