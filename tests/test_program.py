@@ -6,6 +6,7 @@ from pathlib import Path
 import pulumi
 import pytest
 
+from components.children import child_options
 from components.contract import ColorOutputs, RoutingOutputs
 from components.offline import SecretValue, mask, reveal, stack_file_config
 from components.routes import COLOR_HEADER, color_for
@@ -113,6 +114,15 @@ def test_urns_stay_those_of_deployed_stacks_and_children_wait_for_what_they_need
         "bluegreen:virtualservice:BlueGreenRoutes$kubernetes:networking.istio.io/v1:VirtualService::myapp-blue-green"])
     assert "myapp" in declared[
         "bluegreen:destinations:ColorDestinations$kubernetes:networking.istio.io/v1:DestinationRule::myapp-blue-green"]
+
+
+def test_children_take_the_callers_options_but_not_its_aliases():
+    component = object()
+    opts = pulumi.ResourceOptions(protect=True, aliases=["urn:pulumi:blue::bluegreen::old::name"])
+    child = child_options(component, opts, delete_before_replace=True)
+    assert child.parent is component and child.protect and child.delete_before_replace
+    assert child.aliases is None and opts.aliases  # the component's old names; its children follow it
+    assert child_options(component, None).parent is component
 
 
 # --- the color workload --------------------------------------------------------------------------
