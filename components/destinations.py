@@ -8,7 +8,8 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .gateway import ISTIO_NETWORKING
+from .children import child_options
+from .contract import ISTIO_NETWORKING, route_object_name, service_name
 from .metadata import owned_metadata
 from .settings import COLORS
 
@@ -21,11 +22,6 @@ class ColorDestinationsArgs:
     namespace: str
 
 
-def route_object_name(app: str) -> str:
-    """The name the DestinationRule and the VirtualService share, as in the tutorial."""
-    return f"{app}-blue-green"
-
-
 class ColorDestinations(pulumi.ComponentResource):
     """Service `<app>` over both colors' pods, and DestinationRule subsets `blue` and `green`.
 
@@ -36,25 +32,25 @@ class ColorDestinations(pulumi.ComponentResource):
         super().__init__("bluegreen:destinations:ColorDestinations", name, None, opts)
         labels = {"app": args.app}
         service = k8s.core.v1.Service(
-            args.app,
-            metadata=owned_metadata(args.app, args.namespace, labels),
+            name,
+            metadata=owned_metadata(service_name(args.app), args.namespace, labels),
             spec=k8s.core.v1.ServiceSpecArgs(
                 selector=labels,  # app only: both colors are endpoints; the subsets tell them apart
                 # targetPort by name, so each color may listen on its own container port.
                 ports=[k8s.core.v1.ServicePortArgs(name="http", port=SERVICE_PORT, target_port="http",
                                                    protocol="TCP")],
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child_options(self, opts),
         )
-        self.destination_rule = k8s.apiextensions.CustomResource(
-            route_object_name(args.app),
+        k8s.apiextensions.CustomResource(
+            f"{name}-blue-green",
             api_version=ISTIO_NETWORKING,
             kind="DestinationRule",
             metadata=owned_metadata(route_object_name(args.app), args.namespace, labels),
             spec={
-                "host": args.app,
+                "host": service_name(args.app),
                 "subsets": [{"name": color, "labels": {"color": color}} for color in COLORS],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
+            opts=child_options(self, opts, depends_on=[service]),
         )
         self.register_outputs({})

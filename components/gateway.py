@@ -8,10 +8,10 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .children import child_options
+from .contract import ISTIO_NETWORKING, gateway_name
 from .metadata import owned_metadata
 from .settings import Tls
-
-ISTIO_NETWORKING = "networking.istio.io/v1"
 
 
 @dataclass(frozen=True)
@@ -33,22 +33,17 @@ def gateway_servers(hosts: Sequence[str], tls: Optional[Tls]) -> list[dict]:
     return [http, https]
 
 
-def gateway_name(app: str) -> str:
-    return f"{app}-gateway"
-
-
 class IngressGateway(pulumi.ComponentResource):
     """Gateway `<app>-gateway` on Istio's default ingress gateway: HTTP on port 80, HTTPS on 443 with TLS."""
 
     def __init__(self, name: str, args: IngressGatewayArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("bluegreen:gateway:IngressGateway", name, None, opts)
-        gateway = k8s.apiextensions.CustomResource(
-            gateway_name(args.app),
+        k8s.apiextensions.CustomResource(
+            name,
             api_version=ISTIO_NETWORKING,
             kind="Gateway",
             metadata=owned_metadata(gateway_name(args.app), args.namespace, {"app": args.app}),
             spec={"selector": {"istio": "ingressgateway"}, "servers": gateway_servers(args.hosts, args.tls)},
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child_options(self, opts),
         )
-        self.resource = gateway
         self.register_outputs({})

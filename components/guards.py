@@ -8,43 +8,15 @@ these before it declares any object, so a refused update asks the engine to chan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from enum import Enum
+from typing import Mapping, Optional
 
+from .contract import ColorOutputs, RoutingOutputs, deployment_name
 from .settings import PROJECT, ColorSettings, RoutingSettings, other_color
 
 
 class GuardError(RuntimeError):
     """An update refused because of what the other stacks say; the message names the fix."""
-
-
-@dataclass(frozen=True)
-class ColorState:
-    """What a color stack's outputs say about its workload (None: the stack has no such output)."""
-
-    stack: str
-    color: Optional[str]
-    release: Optional[str]
-    ready_replicas: Optional[int]
-    deployment: Optional[str] = None
-
-    @classmethod
-    def from_outputs(cls, stack: str, outputs: Mapping[str, Any]) -> "ColorState":
-        ready = outputs.get("readyReplicas")
-        return cls(stack, outputs.get("color"), outputs.get("release"), None if ready is None else int(ready),
-                   outputs.get("deployment"))
-
-
-@dataclass(frozen=True)
-class RoutingState:
-    """What the routing stack's outputs say: who is live, who is under test."""
-
-    active: Optional[str]
-    active_release: Optional[str]
-    test: Optional[str]
-
-    @classmethod
-    def from_outputs(cls, outputs: Mapping[str, Any]) -> "RoutingState":
-        return cls(outputs.get("active"), outputs.get("activeRelease"), outputs.get("test"))
 
 
 @dataclass(frozen=True)
@@ -56,6 +28,29 @@ class LiveDeployment:
     ready_replicas: int
 
 
+class Unroutable(Enum):
+    """Why a color's stack outputs say that nobody may be sent to that color."""
+
+    NOT_DEPLOYED = "its stack exports nothing"
+    OTHER_COLOR = "its stack deploys the other color"
+    OTHER_APP = "its stack deploys another app's Deployment"
+    NOT_READY = "it had no ready pod"
+
+
+def unroutable(target: ColorOutputs, color: str, app: Optional[str] = None) -> Optional[Unroutable]:
+    """Why users or testers may not be sent to `color`, as its stack's outputs say; None when they may.
+    With `app`, a Deployment of another app counts too (its pods are not endpoints of the app's Service)."""
+    if target.color is None:
+        return Unroutable.NOT_DEPLOYED
+    if target.color != color:
+        return Unroutable.OTHER_COLOR
+    if app is not None and target.deployment is not None and target.deployment != deployment_name(app, color):
+        return Unroutable.OTHER_APP
+    if not target.ready_replicas or target.ready_replicas < 1:
+        return Unroutable.NOT_READY
+    return None
+
+
 def _route_role(settings: RoutingSettings, color: str) -> tuple[str, str, str]:
     """Who a color is routed for, the key that routes them, and the command that stops routing them."""
     if color == settings.active:
@@ -63,62 +58,64 @@ def _route_role(settings: RoutingSettings, color: str) -> tuple[str, str, str]:
     return "testers", "test", f"pulumi config rm test -s {settings.stack}"
 
 
-def check_routing_targets(settings: RoutingSettings, targets: Mapping[str, ColorState]) -> None:
+def check_routing_targets(settings: RoutingSettings, targets: Mapping[str, ColorOutputs]) -> None:
     """Refuse to send users or testers to a color that is not deployed, not ready, or not that color."""
     for color in settings.routed_colors:
-        state = targets[color]
+        target, stack = targets[color], settings.color_stacks[color]
         who, key, back = _route_role(settings, color)
-        if state.color is None:
+        deployment = deployment_name(settings.app, color)
+        problem = unroutable(target, color, settings.app)
+        if problem is Unroutable.NOT_DEPLOYED:
             raise GuardError(
-                f"{PROJECT}:{key} is {color!r}, but stack {state.stack} has no deployed {color} workload (no "
-                f"outputs), so {who} would get errors. Fix: pulumi up -s {state.stack} first, or {back}"
+                f"{PROJECT}:{key} is {color!r}, but stack {stack} has no deployed {color} workload (no "
+                f"outputs), so {who} would get errors. Fix: pulumi up -s {stack} first, or {back}"
             )
-        if state.color != color:
+        if problem is Unroutable.OTHER_COLOR:
             raise GuardError(
-                f"{PROJECT}:{color}Stack is {state.stack!r}, but that stack deploys {state.color!r}, not "
+                f"{PROJECT}:{color}Stack is {stack!r}, but that stack deploys {target.color!r}, not "
                 f"{color!r}. Fix: pulumi config set {color}Stack <the {color} stack> -s {settings.stack}"
             )
-        if state.deployment is not None and state.deployment != f"{settings.app}-{color}":
+        if problem is Unroutable.OTHER_APP:
             raise GuardError(
-                f"stack {state.stack} deploys {state.deployment}, but this routing stack routes app "
-                f"{settings.app!r}, whose {color} Deployment is {settings.app}-{color}: its pods would not be "
+                f"stack {stack} deploys {target.deployment}, but this routing stack routes app "
+                f"{settings.app!r}, whose {color} Deployment is {deployment}: its pods would not be "
                 f"endpoints of Service {settings.app}. Fix: pulumi config set {color}Stack <the {color} stack of "
                 f"{settings.app}> -s {settings.stack}, or set the same app on both stacks"
             )
-        if not state.ready_replicas or state.ready_replicas < 1:
+        if problem is Unroutable.NOT_READY:
             raise GuardError(
-                f"{PROJECT}:{key} is {color!r}, but {color} (release {state.release}, stack {state.stack}) has "
-                f"{state.ready_replicas or 0} ready pods, so {who} would get errors. Fix: make {color} ready "
-                f"(kubectl rollout status deployment/{settings.app}-{color} -n {settings.namespace}; "
-                f"pulumi up -s {state.stack}), or {back}"
+                f"{PROJECT}:{key} is {color!r}, but {color} (release {target.release}, stack {stack}) has "
+                f"{target.ready_replicas or 0} ready pods, so {who} would get errors. Fix: make {color} ready "
+                f"(kubectl rollout status deployment/{deployment} -n {settings.namespace}; "
+                f"pulumi up -s {stack}), or {back}"
             )
 
 
-def check_live_targets(settings: RoutingSettings, targets: Mapping[str, ColorState],
+def check_live_targets(settings: RoutingSettings, targets: Mapping[str, ColorOutputs],
                        live: Mapping[str, LiveDeployment]) -> None:
     """The tutorial's label check, on the cluster itself: each routed color's Deployment runs the release
     its stack deployed, and has a ready pod now, not only when its stack last ran."""
     for color in settings.routed_colors:
-        state, now = targets[color], live[color]
+        target, stack, now = targets[color], settings.color_stacks[color], live[color]
         who, _, back = _route_role(settings, color)
         where = f"Deployment {now.name} in namespace {settings.namespace}"
-        if now.release != state.release:
+        if now.release != target.release:
             raise GuardError(
-                f"the cluster's {where} runs release {now.release!r}, but stack {state.stack} deployed "
-                f"{state.release!r}: it was changed outside this program, so what {who} would reach is not what "
-                f"was released. Fix: pulumi up --refresh -s {state.stack} (a plain up compares with its state, which "
-                f"still holds {state.release!r}, and changes nothing), "
+                f"the cluster's {where} runs release {now.release!r}, but stack {stack} deployed "
+                f"{target.release!r}: it was changed outside this program, so what {who} would reach is not what "
+                f"was released. Fix: pulumi up --refresh -s {stack} (a plain up compares with its state, which "
+                f"still holds {target.release!r}, and changes nothing), "
                 f"or {back}"
             )
         if now.ready_replicas < 1:
             raise GuardError(
-                f"{color} (release {state.release}) has no ready pod in the cluster now ({where}; its stack "
-                f"recorded {state.ready_replicas} at its last update), so {who} would get errors. Fix: "
+                f"{color} (release {target.release}) has no ready pod in the cluster now ({where}; its stack "
+                f"recorded {target.ready_replicas} at its last update), so {who} would get errors. Fix: "
                 f"kubectl rollout status deployment/{now.name} -n {settings.namespace}, or {back}"
             )
 
 
-def check_live_update(settings: ColorSettings, routing: RoutingState) -> None:
+def check_live_update(settings: ColorSettings, routing: RoutingOutputs) -> None:
     """Refuse to change the release of the color users are on, or to scale it to nothing.
 
     The tutorial's sanity check: a new release goes to the idle color. allowLiveUpdate overrides it.

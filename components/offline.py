@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from .contract import ColorOutputs
 from .settings import PROJECT
 from .stackfile import StackFileError, read_text, stack_config
 
@@ -69,6 +70,8 @@ class ProgramRun:
     error: Optional[BaseException] = None
     warnings: list[str] = field(default_factory=list)
     read: list[str] = field(default_factory=list)  # objects read from the cluster (never declared)
+    # Every resource's URN, with the URNs it depends on: a changed URN is a replacement on the next update.
+    urns: dict[str, list[str]] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[Declared]:
         return [r for r in self.resources if r.kind == kind]
@@ -192,13 +195,15 @@ class _KubernetesMocks:
         name = object_id.rpartition("/")[2]
         live = self.live_deployments.get(object_id)
         if live is None:
-            live = next((reveal(o) for o in self.stack_outputs.values() if o.get("deployment") == name), None)
+            live = next((o for o in self.stack_outputs.values() if ColorOutputs.read(reveal(o)).deployment == name),
+                        None)
         if live is None:
             raise Exception(f"resource {object_id!r} does not exist")  # what the provider's read says
+        said = ColorOutputs.read(reveal(live))
         namespace = object_id.rpartition("/")[0] or "default"
         return {"metadata": {"name": name, "namespace": namespace},
-                "spec": {"template": {"metadata": {"labels": {"release": live.get("release")}}}},
-                "status": {"readyReplicas": live.get("readyReplicas", 0)}}
+                "spec": {"template": {"metadata": {"labels": {"release": said.release}}}},
+                "status": {"readyReplicas": said.ready_replicas or 0}}
 
     def new_resource(self, args):
         if args.typ == "pulumi:pulumi:StackReference":
@@ -254,6 +259,16 @@ def run_program(stack: str, config: Mapping[str, str], secret_keys: frozenset[st
     run = ProgramRun(stack)
 
     class Monitor(mocks.MockMonitor):
+        def RegisterResource(self, request):
+            response = super().RegisterResource(request)
+            run.urns[response.urn] = sorted(request.dependencies)
+            return response
+
+        def ReadResource(self, request):
+            response = super().ReadResource(request)
+            run.urns[response.urn] = []
+            return response
+
         def RegisterResourceOutputs(self, request):
             if request.urn.endswith("::pulumi:pulumi:Stack::" + f"{PROJECT}-{stack}"):
                 run.outputs = unwrap_secrets(rpc.deserialize_properties(request.outputs, keep_unknowns=True))

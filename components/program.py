@@ -7,25 +7,22 @@ asks the engine to change nothing.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi.runtime import config as runtime_config
 
-from .destinations import ColorDestinations, ColorDestinationsArgs, route_object_name
-from .gateway import IngressGateway, IngressGatewayArgs, gateway_name
-from .guards import (
-    ColorState, GuardError, LiveDeployment, RoutingState, check_live_targets, check_live_update,
-    check_routing_targets,
-)
+from .contract import ColorOutputs, RoutingOutputs, deployment_name, gateway_name, route_object_name
+from .destinations import ColorDestinations, ColorDestinationsArgs
+from .gateway import IngressGateway, IngressGatewayArgs
+from .guards import GuardError, LiveDeployment, check_live_targets, check_live_update, check_routing_targets
 from .routes import http_routes
 from .settings import PROJECT, TEST_TOKEN_FIX, ColorSettings, RoutingSettings, SettingsError, parse_settings
 from .virtualservice import BlueGreenRoutes, BlueGreenRoutesArgs
 from .workload import ColorWorkload, ColorWorkloadArgs
 
-COLOR_OUTPUTS = ("color", "release", "image", "deployment", "replicas", "readyReplicas")
-ROUTING_OUTPUTS = ("active", "test", "activeRelease", "testRelease")
+StackOutputs = TypeVar("StackOutputs", ColorOutputs, RoutingOutputs)
 
 
 def read_config() -> tuple[dict[str, str], frozenset[str]]:
@@ -39,19 +36,21 @@ def read_config() -> tuple[dict[str, str], frozenset[str]]:
     return raw, secret
 
 
-async def read_outputs(stack: str, names: Iterable[str]) -> dict[str, Any]:
+async def read_outputs(stack: str, contract: type[StackOutputs]) -> StackOutputs:
     """Another stack's outputs, awaited now, so guards can run before anything is declared."""
     reference = pulumi.StackReference(stack)
     outputs = {}
-    for name in names:
+    for name in contract.names():
         details = await reference.get_output_details(name)
-        outputs[name] = details.value if details.value is not None else details.secret_value
-    return outputs
+        value = details.value if details.value is not None else details.secret_value
+        # The wire carries every number as a double; the guards count pods in whole numbers.
+        outputs[name] = int(value) if isinstance(value, float) and value.is_integer() else value
+    return contract.read(outputs)
 
 
 async def read_live_deployment(settings: RoutingSettings, color: str) -> LiveDeployment:
     """A color's Deployment as the cluster has it now: read (never managed) by the routing stack."""
-    name = f"{settings.app}-{color}"
+    name = deployment_name(settings.app, color)
     deployment = k8s.apps.v1.Deployment.get(f"{name}-live", f"{settings.namespace}/{name}")
     spec, status = await pulumi.Output.all(deployment.spec, deployment.status).future()
     labels = _field(spec, "template", "metadata", "labels") or {}
@@ -85,25 +84,18 @@ async def main() -> dict[str, Any]:
 
 async def color_stack(settings: ColorSettings) -> dict[str, Any]:
     if settings.routing_stack:
-        routing = RoutingState.from_outputs(await read_outputs(settings.routing_stack, ROUTING_OUTPUTS))
+        routing = await read_outputs(settings.routing_stack, RoutingOutputs)
         check_live_update(settings, routing)
     secret_env = pulumi.Config(PROJECT).get_secret_object("secretEnv") if settings.secret_env_names else None
     workload = ColorWorkload(settings.deployment_name, ColorWorkloadArgs(settings, secret_env))
-    return {
-        "color": settings.color,
-        "release": settings.release,
-        "image": settings.image,
-        "deployment": workload.deployment_name,
-        "replicas": settings.replicas,
-        "readyReplicas": workload.ready_replicas,
-    }
+    return ColorOutputs(color=settings.color, release=settings.release, image=settings.image,
+                        deployment=workload.deployment_name, replicas=settings.replicas,
+                        ready_replicas=workload.ready_replicas).exported()
 
 
 async def routing_stack(settings: RoutingSettings) -> dict[str, Any]:
-    targets = {}
-    for color in settings.routed_colors:
-        stack = settings.color_stacks[color]
-        targets[color] = ColorState.from_outputs(stack, await read_outputs(stack, COLOR_OUTPUTS))
+    targets = {color: await read_outputs(settings.color_stacks[color], ColorOutputs)
+               for color in settings.routed_colors}
     check_routing_targets(settings, targets)
     live = {color: await read_live_deployment(settings, color) for color in settings.routed_colors}
     check_live_targets(settings, targets, live)
@@ -121,14 +113,9 @@ async def routing_stack(settings: RoutingSettings) -> dict[str, Any]:
     gateway = IngressGateway(gateway_name(settings.app),
                              IngressGatewayArgs(settings.app, settings.namespace, settings.hosts, settings.tls))
     destinations = ColorDestinations(settings.app, ColorDestinationsArgs(settings.app, settings.namespace))
-    BlueGreenRoutes(route_object_name(settings.app), BlueGreenRoutesArgs(
-        name=route_object_name(settings.app), app=settings.app, namespace=settings.namespace,
-        hosts=settings.hosts, gateway=gateway_name(settings.app), http=http,
-        depends_on=(gateway.resource, destinations.destination_rule),
-    ))
-    return {
-        "active": settings.active,
-        "test": settings.test,
-        "activeRelease": targets[settings.active].release,
-        "testRelease": targets[settings.test].release if settings.test else None,
-    }
+    BlueGreenRoutes(route_object_name(settings.app),
+                    BlueGreenRoutesArgs(app=settings.app, namespace=settings.namespace, hosts=settings.hosts,
+                                        gateway=gateway_name(settings.app), http=http),
+                    pulumi.ResourceOptions(depends_on=[gateway, destinations]))
+    return RoutingOutputs(active=settings.active, test=settings.test, active_release=targets[settings.active].release,
+                          test_release=targets[settings.test].release if settings.test else None).exported()

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import re2  # Envoy matches header regexes with RE2; so does this evaluator
 
+from .contract import service_name
 from .settings import Cookie, RoutingSettings
 
 COLOR_HEADER = "x-bluegreen-color"  # set on every response, so a client can prove which color answered
@@ -85,7 +86,7 @@ def http_routes(settings: RoutingSettings, test_token: Optional[str] = None) -> 
         entry: dict[str, Any] = {"name": route.name}
         if route.cookie is not None:
             entry["match"] = [{"headers": {"cookie": {"regex": cookie_regex(route.cookie)}}}]
-        entry["route"] = [{"destination": {"host": settings.app, "subset": route.color}}]
+        entry["route"] = [{"destination": {"host": service_name(settings.app), "subset": route.color}}]
         if settings.timeout:
             entry["timeout"] = settings.timeout
         if settings.retries:

@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
+from . import contract
 from .stackfile import StackFileError, read_yaml
 
 PROJECT = "bluegreen"
@@ -187,7 +188,7 @@ class ColorSettings:
 
     @property
     def deployment_name(self) -> str:
-        return f"{self.app}-{self.color}"
+        return contract.deployment_name(self.app, self.color)
 
 
 @dataclass(frozen=True)

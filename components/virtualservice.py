@@ -2,41 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .gateway import ISTIO_NETWORKING
+from .children import child_options
+from .contract import ISTIO_NETWORKING, route_object_name
 from .metadata import owned_metadata
 
 
 @dataclass(frozen=True)
 class BlueGreenRoutesArgs:
-    name: str
     app: str
     namespace: str
     hosts: Sequence[str]
     gateway: str
     # From routes.http_routes, the one place routes are computed; a secret Output when it holds the test token.
     http: pulumi.Input[Sequence[dict[str, Any]]]
-    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
 class BlueGreenRoutes(pulumi.ComponentResource):
-    """VirtualService `<app>-blue-green`, bound to the gateway, with the routes in Istio's order."""
+    """VirtualService `<app>-blue-green`, bound to the gateway, with the routes in Istio's order.
+
+    Give it `depends_on` the gateway and the subsets: a route to a subset Istio does not know yet answers 503.
+    """
 
     def __init__(self, name: str, args: BlueGreenRoutesArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("bluegreen:virtualservice:BlueGreenRoutes", name, None, opts)
-        virtual_service = k8s.apiextensions.CustomResource(
-            args.name,
+        k8s.apiextensions.CustomResource(
+            name,
             api_version=ISTIO_NETWORKING,
             kind="VirtualService",
-            metadata=owned_metadata(args.name, args.namespace, {"app": args.app}),
+            metadata=owned_metadata(route_object_name(args.app), args.namespace, {"app": args.app}),
             spec={"hosts": list(args.hosts), "gateways": [args.gateway], "http": args.http},
-            # Subsets first: a route to a subset Istio does not know yet answers 503.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            opts=child_options(self, opts),
         )
-        self.resource = virtual_service
         self.register_outputs({})

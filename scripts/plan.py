@@ -40,6 +40,7 @@ import yaml  # noqa: E402
 from pulumi import RunError  # noqa: E402
 
 from components import settings as settings_module  # noqa: E402
+from components.contract import ColorOutputs, RoutingOutputs  # noqa: E402
 from components.offline import (  # noqa: E402
     SECRET_PLACEHOLDER, ProgramRun, SecretValue, generated_name, mask, reveal, run_program, stack_file_config)
 from components.stackfile import StackFileError  # noqa: E402
@@ -312,13 +313,14 @@ def plan_stacks(configs: Mapping[str, StackConfig], live: Optional[Mapping[str, 
         if live is not None:
             outputs = live[local].outputs
             notes.append(f"{reference} is read offline from stack {local} as it is at {live_label} (what is "
-                         f"live before this change): " + (f"active {outputs['active']}." if outputs else "no outputs."))
+                         f"live before this change): "
+                         + (f"active {RoutingOutputs.read(outputs).active}." if outputs else "no outputs."))
             return outputs
         routing = plans[local].settings
         notes.append(f"{reference} is read offline from {plans[local].config.file}: active {routing.active}"
                      + (f", test {routing.test}." if routing.test else "."))
-        return {"active": routing.active, "test": routing.test,
-                "activeRelease": release_of(routing.active), "testRelease": release_of(routing.test)}
+        return RoutingOutputs(active=routing.active, test=routing.test, active_release=release_of(routing.active),
+                              test_release=release_of(routing.test)).exported()
 
     def color_outputs(reference: str, color: str, notes: list[str]) -> dict[str, Any]:
         local = color_stacks.get(color)
@@ -330,9 +332,10 @@ def plan_stacks(configs: Mapping[str, StackConfig], live: Optional[Mapping[str, 
             why = f"no local stack file is the {color} stack" if local is None else f"stack {local} is refused"
             notes.append(f"{reference}: {why}, so it reads as not deployed.")
             return {}
-        notes.append(f"{reference} is read offline from stack {local}, {where}: release {outputs.get('release')}; "
+        said = ColorOutputs.read(outputs)
+        notes.append(f"{reference} is read offline from stack {local}, {where}: release {said.release}; "
                      f"its pods' readiness cannot be known offline, so readyReplicas is assumed to equal replicas "
-                     f"({outputs.get('readyReplicas')}).")
+                     f"({said.ready_replicas}).")
         return outputs
 
     for name in sorted(plans, key=lambda n: not isinstance(plans[n].settings, ColorSettings)):
@@ -344,7 +347,7 @@ def plan_stacks(configs: Mapping[str, StackConfig], live: Optional[Mapping[str, 
             for color in plan.settings.routed_colors:
                 reference = plan.settings.color_stacks[color]
                 references[reference] = color_outputs(reference, color, plan.notes)
-                plan.releases[color] = references[reference].get("release")
+                plan.releases[color] = ColorOutputs.read(references[reference]).release
         if not plan.config.problem:
             plan.run = run_program(name, plan.config.raw, plan.config.secret_keys, references, deployments_ready=True)
             plan.notes.extend(f"The program warned: {warning}" for warning in plan.run.warnings)

@@ -37,7 +37,8 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 if not __package__:  # run as a file: make the project's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.guards import ColorState, RoutingState  # noqa: E402
+from components.contract import ColorOutputs, RoutingOutputs  # noqa: E402
+from components.guards import Unroutable, unroutable  # noqa: E402
 from components.settings import COLORS, Cookie, other_color, parse_cookie, project_defaults  # noqa: E402
 from scripts import smoke_test  # noqa: E402
 from scripts._cli import (EXIT_OK, SIGNALS, Failure, Interrupted, add_secret, log, printable,  # noqa: E402
@@ -284,20 +285,31 @@ def _is_name(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= 253 and value.isprintable()
 
 
-Spec = dict[str, tuple[Callable[[Any], bool], str]]
-COLOR_OUTPUTS: Spec = {
-    "color": (_is_color, "blue or green"),
-    "release": (_is_release, "a release label (letters, digits, '-', '_', '.'; at most 63)"),
-    "readyReplicas": (_is_count, "a whole number of pods"),
-    "replicas": (_is_count, "a whole number of pods"),
-    "deployment": (_is_name, "a Deployment name"),
-}
-ROUTING_OUTPUTS: Spec = {
-    "active": (_is_color, "blue or green"),
-    "test": (_is_color, "blue or green"),
-    "activeRelease": (_is_release, "a release label"),
-    "testRelease": (_is_release, "a release label"),
-}
+Spec = dict[str, tuple[Callable[[Any], bool], str]]  # output name -> (is it valid, what it should be)
+
+
+def output_spec(contract: type, **checks: tuple[Callable[[Any], bool], str]) -> Spec:
+    """The checks of a stack's outputs, given by field of its contract, in the order they are made."""
+    return {contract.output(name): check for name, check in checks.items()}
+
+
+COLOR_OUTPUTS = output_spec(
+    ColorOutputs,
+    color=(_is_color, "blue or green"),
+    release=(_is_release, "a release label (letters, digits, '-', '_', '.'; at most 63)"),
+    ready_replicas=(_is_count, "a whole number of pods"),
+    replicas=(_is_count, "a whole number of pods"),
+    deployment=(_is_name, "a Deployment name"),
+)
+ROUTING_OUTPUTS = output_spec(
+    RoutingOutputs,
+    active=(_is_color, "blue or green"),
+    test=(_is_color, "blue or green"),
+    active_release=(_is_release, "a release label"),
+    test_release=(_is_release, "a release label"),
+)
+# What `status` shows of each color stack's outputs, under their output names.
+STATUS_OUTPUTS = tuple(ColorOutputs.output(name) for name in ("release", "image", "ready_replicas", "replicas"))
 
 
 def shown(value: Any) -> str:
@@ -326,29 +338,31 @@ def color_stack(args: argparse.Namespace, color: str) -> str:
     return args.blue_stack if color == "blue" else args.green_stack
 
 
-def read_color(args: argparse.Namespace, color: str, why: str = "") -> ColorState:
+def read_color(args: argparse.Namespace, color: str, why: str = "") -> ColorOutputs:
     stack = color_stack(args, color)
     with step(f"read {color} (stack {stack}){why}"):
-        return ColorState.from_outputs(stack, checked(stack, outputs(stack), COLOR_OUTPUTS))
+        return ColorOutputs.read(checked(stack, outputs(stack), COLOR_OUTPUTS))
 
 
-def require_ready(state: ColorState, color: str) -> ColorState:
-    """Refuse a color that is not deployed, is another color, or has no ready pod."""
-    if state.color is None:
-        raise Failure(f"{color} is not deployed: stack {state.stack} has no outputs. Deploy it first: "
-                      f"pulumi up -s {state.stack}")
-    if state.color != color:
-        raise Failure(f"stack {state.stack} deploys {state.color}, not {color}: give the {color} stack with "
+def require_ready(args: argparse.Namespace, color: str, state: ColorOutputs) -> ColorOutputs:
+    """Refuse a color that is not deployed, is another color, or has no ready pod (the routing stack's rule)."""
+    stack = color_stack(args, color)
+    problem = unroutable(state, color)
+    if problem is Unroutable.NOT_DEPLOYED:
+        raise Failure(f"{color} is not deployed: stack {stack} has no outputs. Deploy it first: "
+                      f"pulumi up -s {stack}")
+    if problem is Unroutable.OTHER_COLOR:
+        raise Failure(f"stack {stack} deploys {state.color}, not {color}: give the {color} stack with "
                       f"--{color}-stack")
-    if not state.ready_replicas or state.ready_replicas < 1:
-        raise Failure(f"{color} (release {state.release}, stack {state.stack}) has no ready pod "
-                      f"(readyReplicas {state.ready_replicas or 0}): make it ready, then pulumi up -s {state.stack}")
+    if problem is Unroutable.NOT_READY:
+        raise Failure(f"{color} (release {state.release}, stack {stack}) has no ready pod "
+                      f"(readyReplicas {state.ready_replicas or 0}): make it ready, then pulumi up -s {stack}")
     return state
 
 
-def read_routing(args: argparse.Namespace, required: bool = True) -> RoutingState:
+def read_routing(args: argparse.Namespace, required: bool = True) -> RoutingOutputs:
     with step(f"read routing (stack {args.routing_stack})"):
-        state = RoutingState.from_outputs(checked(args.routing_stack, outputs(args.routing_stack), ROUTING_OUTPUTS))
+        state = RoutingOutputs.read(checked(args.routing_stack, outputs(args.routing_stack), ROUTING_OUTPUTS))
     if required and state.active is None:
         raise Failure(f"the routing stack {args.routing_stack} has no outputs: deploy it first: pulumi config set "
                       f"active blue -s {args.routing_stack} && pulumi up -s {args.routing_stack}")
@@ -360,7 +374,7 @@ def read_routing_config(stack: str) -> dict[str, Optional[str]]:
     return {key: pulumi_get("config", "get", key, "-s", stack) for key in ("active", "test")}
 
 
-def drift(config: dict[str, Optional[str]], deployed: RoutingState, stack: str) -> list[str]:
+def drift(config: dict[str, Optional[str]], deployed: RoutingOutputs, stack: str) -> list[str]:
     """Where the routing config and what is deployed (the routing stack's outputs) differ."""
     lines = []
     if config["active"] != deployed.active:
@@ -374,13 +388,13 @@ def drift(config: dict[str, Optional[str]], deployed: RoutingState, stack: str) 
     return lines
 
 
-def users_line(deployed: dict[str, Any], stack: str) -> str:
+def users_line(deployed: RoutingOutputs, stack: str) -> str:
     """Who is routed where, from the routing stack's (checked) outputs."""
-    if deployed.get("active") is None:
+    if deployed.active is None:
         return f"nobody is routed: the routing stack {stack} has no outputs"
-    testers = (f"testers with the cookie on {deployed['test']} (release {deployed.get('testRelease') or '?'})"
-               if deployed.get("test") else "no test route")
-    return f"users are on {deployed['active']} (release {deployed.get('activeRelease') or '?'}), {testers}"
+    testers = (f"testers with the cookie on {deployed.test} (release {deployed.test_release or '?'})"
+               if deployed.test else "no test route")
+    return f"users are on {deployed.active} (release {deployed.active_release or '?'}), {testers}"
 
 
 # --- the routing stack's config, changed through the CLI -----------------------------------------
@@ -393,7 +407,7 @@ class Routing:
     config first, then `pulumi up` if one was started) and says so in the error.
     """
 
-    def __init__(self, stack: str, state: RoutingState):
+    def __init__(self, stack: str, state: RoutingOutputs):
         self.stack = stack
         self.original = state.active
         self.config = {"active": state.active, "test": state.test}
@@ -637,7 +651,7 @@ def reporting(args: argparse.Namespace) -> Iterator[Run]:
 
 def report(run: Run) -> None:
     stack = run.stack
-    deployed: Optional[RoutingState] = None
+    deployed: Optional[RoutingOutputs] = None
     config: Optional[dict[str, Optional[str]]] = None
     if SIGNALS.abandon:
         log("state now: not read back (a second signal stopped the clean-up): `python scripts/release.py status` "
@@ -645,12 +659,12 @@ def report(run: Run) -> None:
     else:
         try:
             values = checked(stack, outputs(stack), ROUTING_OUTPUTS)
-            deployed = RoutingState.from_outputs(values)
+            deployed = RoutingOutputs.read(values)
             config = read_routing_config(stack)
         except Exception as error:
             log(f"state now: could not be read back ({describe(error)})")
     if deployed is not None:
-        log(f"state now, read back from the routing stack's outputs: {users_line(values, stack)}")
+        log(f"state now, read back from the routing stack's outputs: {users_line(deployed, stack)}")
         for line in drift(config, deployed, stack) if config is not None else ():
             log(f"  {line}")
     if run.routing is not None:  # where users are meant to be: where they were, unless the change went to plan
@@ -735,7 +749,7 @@ def promote(args: argparse.Namespace) -> int:
     try:
         with reporting(args) as run:
             cookie, shown_cookie = read_test_cookie(args)
-            pinned = require_ready(read_color(args, color), color).release
+            pinned = require_ready(args, color, read_color(args, color)).release
             run.lock = ReleaseLock(args.routing_stack, color, pinned)
             with run.lock:
                 state = read_routing(args)
@@ -757,7 +771,7 @@ def promote(args: argparse.Namespace) -> int:
                     if now.release != pinned:
                         raise Failure(f"{color}'s release changed from {pinned} to {now.release} while it was being "
                                       f"tested, so users stay on {users}; promote {color} again to test {now.release}")
-                    require_ready(now, color)
+                    require_ready(args, color, now)
                     with step(f"flip users to {color} (release {pinned})"):
                         routing.set("active", color)
                         routing.set("test", None)
@@ -778,7 +792,7 @@ def rollback(args: argparse.Namespace) -> int:
     with reporting(args) as run:
         state = read_routing(args)
         back = other_color(state.active)
-        target = require_ready(read_color(args, back), back)
+        target = require_ready(args, back, read_color(args, back))
         run.lock = ReleaseLock(args.routing_stack, back, target.release)
         with run.lock:
             state = read_routing(args)  # again, under the lock: a release may have finished meanwhile
@@ -863,7 +877,7 @@ def status(args: argparse.Namespace) -> int:
         _unfinished_problem(stack, problems)
     config = read_routing_config(args.routing_stack)
     held = read_lock(args.routing_stack)
-    deployed = RoutingState.from_outputs(routing)
+    deployed = RoutingOutputs.read(routing)
     differences = drift(config, deployed, args.routing_stack)
     lock = LockInfo.parse(held) if held else None
     report_ = {
@@ -877,7 +891,7 @@ def status(args: argparse.Namespace) -> int:
         "configDiffers": differences,
         "problems": problems,
         "colors": {color: {"stack": color_stack(args, color), "deployed": bool(values),
-                           **{key: values.get(key) for key in ("release", "image", "readyReplicas", "replicas")}}
+                           **{key: values.get(key) for key in STATUS_OUTPUTS}}
                    for color, values in colors.items()},
     }
     if args.json:
@@ -887,9 +901,10 @@ def status(args: argparse.Namespace) -> int:
     for color, values in report_["colors"].items():
         role = ("active" if color == deployed.active else "test" if color == deployed.test
                 else "idle" if values["deployed"] else "not deployed")
-        ready = f"{values['readyReplicas']}/{values['replicas']}" if values["deployed"] else "-"
-        rows.append((color, printable(values["stack"], 60), role, printable(str(values["release"] or "-"), 80),
-                     printable(ready, 40), printable(str(values["image"] or "-"), 120)))
+        said = ColorOutputs.read(values)
+        ready = f"{said.ready_replicas}/{said.replicas}" if values["deployed"] else "-"
+        rows.append((color, printable(values["stack"], 60), role, printable(str(said.release or "-"), 80),
+                     printable(ready, 40), printable(str(said.image or "-"), 120)))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -927,9 +942,9 @@ def advise(args: argparse.Namespace) -> None:
     stack = args.routing_stack
     with step(f"read routing (stack {stack})"):
         values = checked(stack, outputs(stack), ROUTING_OUTPUTS)
-    deployed = RoutingState.from_outputs(values)
+    deployed = RoutingOutputs.read(values)
     config = read_routing_config(stack)
-    log(f"state now, read back from the routing stack's outputs: {users_line(values, stack)}")
+    log(f"state now, read back from the routing stack's outputs: {users_line(deployed, stack)}")
     for line in drift(config, deployed, stack):
         log(f"  {line}")
     commands = []

@@ -7,8 +7,8 @@ $FAKE_PULUMI_STATE), records every call, and implements the few commands release
 is not deployed and ready, then recomputes the routing outputs from `active`/`test` and the color
 stacks' outputs. Hooks make a given command fail, or change the state after it ran, so that the
 tests can stage a failure half-way or another machine's action; the fault hooks (`_fault`) make it
-hang, die, or print something malformed. Only the standard library: it starts once per command,
-under `python -IS`.
+hang, die, or print something malformed. Only the standard library and the outputs' contract
+(components/contract.py, standard library only too): it starts once per command, under `python -IS`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def _merge(into: dict, patch: dict) -> None:
 
 
 def routing_up(state: dict, stack: dict) -> None:
+    # Imported here: only this command needs the contract, and the others start faster without dataclasses.
+    from components.contract import ColorOutputs, RoutingOutputs
     config = stack["config"]
     active, test = config.get("active"), config.get("test")
     if test == active:
@@ -48,13 +50,13 @@ def routing_up(state: dict, stack: dict) -> None:
     for key, color in (("active", active), ("test", test)):
         if not color:
             continue
-        target = state["stacks"].get(config.get(f"{color}Stack", color), {}).get("outputs", {})
-        if target.get("color") != color or not target.get("readyReplicas"):
+        target = ColorOutputs.read(state["stacks"].get(config.get(f"{color}Stack", color), {}).get("outputs", {}))
+        if target.color != color or not target.ready_replicas:
             raise _Exit(ERROR_EXIT, f"error: bluegreen:{key} is {color!r}, but {color} has no ready pods")
-        releases[key] = target["release"]
-    stack["outputs"] = {"active": active, "activeRelease": releases["active"]}
-    if test:  # Pulumi leaves null outputs out
-        stack["outputs"].update(test=test, testRelease=releases["test"])
+        releases[key] = target.release
+    outputs = RoutingOutputs(active=active, test=test or None, active_release=releases["active"],
+                             test_release=releases.get("test")).exported()
+    stack["outputs"] = {name: value for name, value in outputs.items() if value is not None}  # Pulumi leaves nulls out
     cookie = config.get("testCookie", state["defaults"]["testCookie"])
     token = config.get("testToken")
     stack["deployed_cookie"] = f"{cookie.partition('=')[0]}={token}" if token else cookie

@@ -20,16 +20,19 @@ from typing import Any, Callable, Optional, Sequence
 
 import fake_pulumi
 from loopback import answer, ready
+from components.contract import ColorOutputs, RoutingOutputs, deployment_name
 from components.routes import http_routes, route_color, select_route
 from components.settings import RoutingSettings, parse_cookie, project_defaults
 
 FAKE = Path(__file__).resolve().parent / "fake_pulumi.py"
+ROOT = FAKE.parent.parent  # the stand-in imports components.contract
 LOCK_VALUE = re.compile(r"^(blue|green) (\S+) \S+@\S+ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ pid=\d+ id=[0-9a-f]{8}$")
 
 
 def color_outputs(color: str, release: str, ready_replicas: int = 2) -> dict[str, Any]:
-    return {"color": color, "release": release, "image": f"registry.example.com/myapp:{release}",
-            "deployment": f"myapp-{color}", "replicas": 2, "readyReplicas": ready_replicas}
+    return ColorOutputs(color=color, release=release, image=f"registry.example.com/myapp:{release}",
+                        deployment=deployment_name("myapp", color), replicas=2,
+                        ready_replicas=ready_replicas).exported()
 
 
 class World:
@@ -40,7 +43,8 @@ class World:
         bin_dir = directory / "bin"
         bin_dir.mkdir()
         executable = bin_dir / "pulumi"
-        executable.write_text(f"#!{sys.executable} -IS\nimport sys\nsys.path.insert(0, {str(FAKE.parent)!r})\n"
+        executable.write_text(f"#!{sys.executable} -IS\nimport sys\n"
+                              f"sys.path[:0] = [{str(FAKE.parent)!r}, {str(ROOT)!r}]\n"
                               "import fake_pulumi\nsys.exit(fake_pulumi.main(sys.argv[1:]))\n")
         executable.chmod(0o755)
         self.path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -94,9 +98,9 @@ class World:
     def users_on_a_ready_color(self) -> bool:
         """What the routing stack deployed sends users to a color that is deployed and ready."""
         state = self.state()
-        active = state["stacks"]["routing"]["outputs"].get("active")
-        target = state["stacks"].get(active or "", {}).get("outputs", {})
-        return target.get("color") == active and bool(target.get("readyReplicas"))
+        active = RoutingOutputs.read(state["stacks"]["routing"]["outputs"]).active
+        target = ColorOutputs.read(state["stacks"].get(active or "", {}).get("outputs", {}))
+        return target.color == active and bool(target.ready_replicas)
 
     def calls(self) -> list[str]:
         """Every pulumi command run, as text, with the lock's value (who, when) shown as <lock>."""
@@ -125,16 +129,16 @@ class World:
         default one, as an app that breaks under real traffic)."""
         state = self.state()
         routing = state["stacks"]["routing"]
-        deployed = routing["outputs"]
-        if not deployed.get("active"):
+        deployed = RoutingOutputs.read(routing["outputs"])
+        if not deployed.active:
             return answer(404, None, b"")  # no VirtualService: the gateway's 404 NR
         settings = RoutingSettings(
-            stack="routing", app="myapp", namespace="default", active=deployed["active"], test=deployed.get("test"),
+            stack="routing", app="myapp", namespace="default", active=deployed.active, test=deployed.test,
             test_cookie=parse_cookie(routing["deployed_cookie"]), hosts=("*",),
             color_stacks={"blue": "blue", "green": "green"})
         route = select_route(http_routes(settings), headers, path)
         color = route_color(route)
-        if not state["stacks"][color]["outputs"].get("readyReplicas"):
+        if not ColorOutputs.read(state["stacks"][color]["outputs"]).ready_replicas:
             return answer(503, color, b"no healthy upstream")
         mode = state["apps"][color]
         if mode == "broken" or (mode == "fails-for-users" and route["name"].endswith("-default")):

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from conftest import BLUE_STACK, GREEN_STACK, assert_schema_valid, color_outputs, run_stack
 from components.offline import mask, reveal
-from components.program import COLOR_OUTPUTS, ROUTING_OUTPUTS
+from components.contract import ColorOutputs, RoutingOutputs
 from components.routes import color_for
 from components.settings import (COLOR_KEYS, COMMON_KEYS, ISTIO_RESERVED_PORTS, RETRY_ON, ROUTING_KEYS, SECRET_KEYS,
                                  SettingsError, hosts_overlap, parse_settings)
@@ -185,8 +185,9 @@ def check_refusal(message: str, keys) -> None:
 
 def check_accepted(role, result) -> None:
     assert_schema_valid(result)
-    contract = set(ROUTING_OUTPUTS if role == "routing" else COLOR_OUTPUTS)
-    optional = {"test", "testRelease"}  # null when there is no test route, and null outputs are not exported
+    contract = set((RoutingOutputs if role == "routing" else ColorOutputs).names())
+    # Null when there is no test route, and null outputs are not exported.
+    optional = {RoutingOutputs.output("test"), RoutingOutputs.output("test_release")}
     assert contract - optional <= set(result.outputs) <= contract
 
 

@@ -6,14 +6,15 @@ from pathlib import Path
 import pulumi
 import pytest
 
+from components.children import child_options
+from components.contract import ColorOutputs, RoutingOutputs
 from components.offline import SecretValue, mask, reveal, stack_file_config
 from components.routes import COLOR_HEADER, color_for
 from conftest import (
     BLUE_STACK, GREEN_STACK, ROOT, ROUTING_STACK, assert_schema_valid, color_outputs, deployed, run_stack,
 )
 
-COLOR_OUTPUT_NAMES = {"color", "release", "image", "deployment", "replicas", "readyReplicas"}
-ROUTING_OUTPUT_NAMES = {"active", "test", "activeRelease", "testRelease"}
+COLOR_OUTPUT_NAMES = set(ColorOutputs.names())
 SECRET = "s3cr3t-Pa55word-never-shown"
 
 
@@ -22,7 +23,7 @@ def blue(**config):
 
 
 def routing_outputs(active="green", active_release="v1.1.0", test=None):
-    return {ROUTING_STACK: {"active": active, "activeRelease": active_release, "test": test}}
+    return {ROUTING_STACK: RoutingOutputs(active=active, test=test, active_release=active_release).exported()}
 
 
 def k8s_objects(run):
@@ -65,6 +66,63 @@ def test_components_carry_the_project_type_tokens():
         "bluegreen:virtualservice:BlueGreenRoutes"}
     run = run_stack("blue", blue())
     assert "bluegreen:workload:ColorWorkload" in {d.type for d in run.resources}
+
+
+# Each resource's URN as the mock engine makes it: a changed URN replaces the live object on the next update,
+# unless the resource carries an alias to the old one (components/children.py: the rule for renames).
+COLOR_URNS = {
+    "pulumi:pulumi:Stack::bluegreen-blue",
+    "pulumi:pulumi:Stack$bluegreen:workload:ColorWorkload::myapp-blue",
+    "bluegreen:workload:ColorWorkload$kubernetes:apps/v1:Deployment::myapp-blue",
+    "bluegreen:workload:ColorWorkload$kubernetes:policy/v1:PodDisruptionBudget::myapp-blue",
+    "bluegreen:workload:ColorWorkload$kubernetes:core/v1:Secret::myapp-blue-env",
+    "bluegreen:workload:ColorWorkload$kubernetes:batch/v1:Job::myapp-blue-migrate",
+}
+ROUTING_URNS = {
+    "pulumi:pulumi:Stack::bluegreen-routing",
+    "pulumi:pulumi:Stack$pulumi:pulumi:StackReference::organization/bluegreen/blue",
+    "pulumi:pulumi:Stack$pulumi:pulumi:StackReference::organization/bluegreen/green",
+    "pulumi:pulumi:Stack$kubernetes:apps/v1:Deployment::myapp-blue-live",
+    "pulumi:pulumi:Stack$kubernetes:apps/v1:Deployment::myapp-green-live",
+    "pulumi:pulumi:Stack$bluegreen:gateway:IngressGateway::myapp-gateway",
+    "bluegreen:gateway:IngressGateway$kubernetes:networking.istio.io/v1:Gateway::myapp-gateway",
+    "pulumi:pulumi:Stack$bluegreen:destinations:ColorDestinations::myapp",
+    "bluegreen:destinations:ColorDestinations$kubernetes:core/v1:Service::myapp",
+    "bluegreen:destinations:ColorDestinations$kubernetes:networking.istio.io/v1:DestinationRule::myapp-blue-green",
+    "pulumi:pulumi:Stack$bluegreen:virtualservice:BlueGreenRoutes::myapp-blue-green",
+    "bluegreen:virtualservice:BlueGreenRoutes$kubernetes:networking.istio.io/v1:VirtualService::myapp-blue-green",
+}
+
+
+def urns(run, stack):
+    return {urn.removeprefix(f"urn:pulumi:{stack}::bluegreen::"): sorted(
+        dependency.rpartition("::")[2] for dependency in dependencies) for urn, dependencies in run.urns.items()}
+
+
+def test_urns_stay_those_of_deployed_stacks_and_children_wait_for_what_they_need():
+    run = run_stack("blue", blue(replicas=2, migrateCommand="npm run migrate", secretEnv={"DB_PASSWORD": SECRET}),
+                    secret_keys={"secretEnv"})
+    declared = urns(run, "blue")
+    assert set(declared) == COLOR_URNS
+    deployment = declared["bluegreen:workload:ColorWorkload$kubernetes:apps/v1:Deployment::myapp-blue"]
+    assert "myapp-blue-migrate" in deployment  # the migration runs before the pods roll out
+    run = run_stack("routing", {"active": "blue", "test": "green"}, outputs=deployed())
+    declared = urns(run, "routing")
+    assert set(declared) == ROUTING_URNS
+    # Subsets and gateway first: a route to a subset Istio does not know yet answers 503.
+    assert {"myapp-blue-green", "myapp-gateway"} <= set(declared[
+        "bluegreen:virtualservice:BlueGreenRoutes$kubernetes:networking.istio.io/v1:VirtualService::myapp-blue-green"])
+    assert "myapp" in declared[
+        "bluegreen:destinations:ColorDestinations$kubernetes:networking.istio.io/v1:DestinationRule::myapp-blue-green"]
+
+
+def test_children_take_the_callers_options_but_not_its_aliases():
+    component = object()
+    opts = pulumi.ResourceOptions(protect=True, aliases=["urn:pulumi:blue::bluegreen::old::name"])
+    child = child_options(component, opts, delete_before_replace=True)
+    assert child.parent is component and child.protect and child.delete_before_replace
+    assert child.aliases is None and opts.aliases  # the component's old names; its children follow it
+    assert child_options(component, None).parent is component
 
 
 # --- the color workload --------------------------------------------------------------------------
