@@ -5,7 +5,7 @@
                            [--base GIT_REF] [--out DIR] [--format text|markdown|json]
 
 Runs the real program (__main__.py) for each stack under Pulumi's mock engine
-(components/offline.py): no cluster, no cloud credentials, no Pulumi CLI. Config comes from
+(scripts/bluegreen_tools/offline.py): no cluster, no cloud credentials, no Pulumi CLI. Config comes from
 Pulumi.yaml's defaults and Pulumi.<stack>.yaml; values stored as secrets cannot be decrypted
 offline and are planned as "[secret]". A StackReference reads the local stack file of the stack it
 names, planned here: the routing stack reads the color stacks' outputs (their pods' readiness is
@@ -41,8 +41,9 @@ from pulumi import RunError  # noqa: E402
 
 from components import settings as settings_module  # noqa: E402
 from components.contract import ColorOutputs, RoutingOutputs  # noqa: E402
-from components.offline import (  # noqa: E402
-    SECRET_PLACEHOLDER, ProgramRun, SecretValue, generated_name, mask, reveal, run_program, stack_file_config)
+from scripts.bluegreen_tools.offline import ProgramRun, generated_name, run_program  # noqa: E402
+from scripts.bluegreen_tools.secret_values import SECRET_PLACEHOLDER, SecretValue, mask, reveal  # noqa: E402
+from scripts.bluegreen_tools.stack_config import stack_file_config  # noqa: E402
 from components.stackfile import StackFileError  # noqa: E402
 from components.routes import color_for, describe_match, request_for, route_color  # noqa: E402
 from components.settings import (  # noqa: E402
@@ -123,7 +124,7 @@ class StackPlan:
             metadata = body.pop("metadata", {})
             if not metadata.get("name"):
                 # Pulumi names it `<logical name>-<random>` at deploy time; the mock provider's name
-                # (components/offline.py), which the objects that refer to it use.
+                # (scripts/bluegreen_tools/offline.py), which the objects that refer to it use.
                 metadata["name"] = generated_name(declared.name)
             result.append({"apiVersion": body.pop("apiVersion"), "kind": body.pop("kind"), "metadata": metadata,
                            **body})

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from components.offline import ProgramRun, config_text, reveal, run_program  # noqa: E402
+from scripts.bluegreen_tools.offline import ProgramRun, run_program  # noqa: E402
+from scripts.bluegreen_tools.secret_values import reveal  # noqa: E402
+from scripts.bluegreen_tools.stack_config import config_text  # noqa: E402
 from schemas import schema_problems  # noqa: E402
 
 BLUE_STACK = "organization/bluegreen/blue"

@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 from components import program as program_module  # noqa: E402
 from components import settings as settings_module  # noqa: E402
 from components import stackfile  # noqa: E402
-from components.offline import reveal  # noqa: E402
+from scripts.bluegreen_tools.secret_values import reveal  # noqa: E402
 from components.settings import COLOR_KEYS, COMMON_KEYS, ROUTING_KEYS, SECRET_KEYS  # noqa: E402
 from scripts import plan  # noqa: E402
 

@@ -11,7 +11,8 @@ import re
 import pytest
 
 from conftest import assert_schema_valid, deployed, run_stack
-from components.offline import SecretValue, mask, reveal, stack_file_config
+from scripts.bluegreen_tools.secret_values import SecretValue, mask, reveal
+from scripts.bluegreen_tools.stack_config import stack_file_config
 from components.routes import color_for
 from components.settings import SettingsError, parse_settings
 

@@ -8,7 +8,8 @@ import pytest
 
 from components.children import child_options
 from components.contract import ColorOutputs, RoutingOutputs
-from components.offline import SecretValue, mask, reveal, stack_file_config
+from scripts.bluegreen_tools.secret_values import SecretValue, mask, reveal
+from scripts.bluegreen_tools.stack_config import stack_file_config
 from components.routes import COLOR_HEADER, color_for
 from conftest import (
     BLUE_STACK, GREEN_STACK, ROOT, ROUTING_STACK, assert_schema_valid, color_outputs, deployed, run_stack,

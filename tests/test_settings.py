@@ -9,7 +9,7 @@ from components.settings import (
     COLOR_KEYS, COMMON_KEYS, DIGEST_HEX_LENGTHS, ISTIO_RESERVED_PORTS, OBJECT_KEYS, PROJECT_FILE, ROUTING_KEYS,
     ColorSettings, RoutingSettings, SettingsError, parse_settings, project_defaults, show,
 )
-from components.offline import config_text
+from scripts.bluegreen_tools.stack_config import config_text
 
 BLUE = {"color": "blue", "image": "registry.example.com/myapp:v1.2.0"}
 

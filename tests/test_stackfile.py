@@ -9,7 +9,7 @@ import time
 import pytest
 
 from components import stackfile
-from components.offline import UNDECRYPTED, stack_file_config
+from scripts.bluegreen_tools.stack_config import UNDECRYPTED, stack_file_config
 from components.stackfile import StackFileError, load_yaml, stack_config
 
 

@@ -4,45 +4,33 @@ For the offline plan and the tests: no cluster, no Pulumi CLI, no credentials. T
 for the Kubernetes provider the way it behaves after `pulumi up`: every object is created with
 the inputs it was given, an awaited Deployment reports its pods ready (or not, on request), an
 unnamed Secret gets a generated name, and a StackReference returns the outputs it is given.
+
+The SDK's public testing API (pulumi.runtime.Mocks, set_mocks, run_in_stack, set_all_config) does most
+of it; the three imports of its internals below are the only ones, each saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import runpy
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from .contract import ColorOutputs
-from .settings import PROJECT
-from .stackfile import StackFileError, read_text, stack_config
+import pulumi
+import pulumi.runtime
+from pulumi.runtime import rpc  # internal: the wire format, to read secrets and the stack's outputs as the engine does
+from pulumi.runtime.mocks import MockMonitor  # internal: subclassed to record URNs, dependencies and stack outputs
+from pulumi.runtime.settings import set_root_resource  # internal: undo set_mocks' root stack; run_in_stack makes it
 
-ROOT = Path(__file__).resolve().parent.parent
+from components.contract import ColorOutputs
+from components.settings import PROJECT
+
+from . import ROOT
+from .secret_values import SecretValue, reveal
+
 PROGRAM = ROOT / "__main__.py"
-
-# How Pulumi's wire format marks a secret value.
-_SIG_KEY = "4dabf18193072939515e22adb298388d"
-_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-SECRET_PLACEHOLDER = "[secret]"
-# What an encrypted stack-file value becomes offline: valid wherever a secret is (a 16+ character testToken).
-UNDECRYPTED = "undecrypted-secret-value"
-
-
-@dataclass(frozen=True)
-class SecretValue:
-    """A value the program marked secret; it prints as [secret]."""
-
-    value: Any
-
-    def __repr__(self) -> str:
-        return SECRET_PLACEHOLDER
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True)
@@ -89,9 +77,9 @@ class ProgramRun:
 
 def unwrap_secrets(value: Any) -> Any:
     """Pulumi's wire form of secrets as SecretValue, recursively."""
+    if rpc.is_rpc_secret(value):
+        return SecretValue(unwrap_secrets(rpc.unwrap_rpc_secret(value)))
     if isinstance(value, dict):
-        if value.get(_SIG_KEY) == _SECRET_SIG:
-            return SecretValue(unwrap_secrets(value.get("value")))
         return {k: unwrap_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
         return [unwrap_secrets(v) for v in value]
@@ -100,82 +88,10 @@ def unwrap_secrets(value: Any) -> Any:
     return value
 
 
-def reveal(value: Any) -> Any:
-    """The plain data inside SecretValues (for checks that need the values themselves)."""
-    if isinstance(value, SecretValue):
-        return reveal(value.value)
-    if isinstance(value, dict):
-        return {k: reveal(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [reveal(v) for v in value]
-    return value
-
-
-def mask(value: Any, secret: bool = False) -> Any:
-    """The same data, keys sorted, with every leaf inside a secret as the placeholder.
-
-    The shape stays (a Secret's keys remain visible), so a masked manifest is still a valid object.
-    """
-    if isinstance(value, SecretValue):
-        return mask(value.value, True)
-    if isinstance(value, dict):
-        return {k: mask(value[k], secret) for k in sorted(value)}
-    if isinstance(value, list):
-        return [mask(v, secret) for v in value]
-    return SECRET_PLACEHOLDER if secret else value
-
-
 def generated_name(logical_name: str) -> str:
     """The name the mock provider gives an object declared without one, as pulumi-kubernetes does
     (`<logical name>-<8 characters>`; the real suffix is random)."""
     return f"{logical_name}-{hashlib.sha256(logical_name.encode()).hexdigest()[:8]}"
-
-
-def config_text(value: Any) -> str:
-    """A config value as Pulumi passes it to a program: text, with JSON for objects and lists."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return json.dumps(value, allow_nan=False)
-
-
-def _without_secure(value: Any) -> tuple[Any, bool]:
-    """A config value with each `secure:` leaf (undecryptable offline) as UNDECRYPTED."""
-    if isinstance(value, dict):
-        if set(value) == {"secure"} and isinstance(value["secure"], str):  # what Pulumi takes for a secret
-            return UNDECRYPTED, True
-        items = {k: _without_secure(v) for k, v in value.items()}
-        return {k: v for k, (v, _) in items.items()}, any(s for _, s in items.values())
-    if isinstance(value, list):
-        items = [_without_secure(v) for v in value]
-        return [v for v, _ in items], any(s for _, s in items)
-    return value, False
-
-
-def stack_file_config(path: Path) -> tuple[dict[str, str], frozenset[str]]:
-    """A stack file's `bluegreen:` config as the engine would pass it, and its secret keys.
-
-    Read as the CLI reads it (components/stackfile.py): a scalar is passed as written, an object as JSON.
-    Secret values cannot be decrypted without the CLI; they become UNDECRYPTED (masked as [secret]).
-    Raises StackFileError, one line naming the problem, for a file the CLI could not read.
-    """
-    raw, secret = {}, set()
-    for key, value in stack_config(read_text(path)).items():
-        namespace, colon, name = key.partition(":")
-        if not colon or not namespace or not name:
-            raise StackFileError(f"its config key {key[:60]!r} is not of the form namespace:key (Pulumi refuses it); "
-                                 f"this program's keys are {PROJECT}:<key>")
-        if namespace != PROJECT:
-            continue
-        name = name.removeprefix("config:")  # the CLI's pre-1.0 form, <namespace>:config:<key>
-        value, is_secret = _without_secure(value)
-        raw[name] = config_text(value)
-        if is_secret:
-            secret.add(name)
-    return raw, frozenset(secret)
 
 
 class _KubernetesMocks:
@@ -252,13 +168,10 @@ def run_program(stack: str, config: Mapping[str, str], secret_keys: frozenset[st
     `live_deployments` maps `namespace/name` to the `release` and `readyReplicas` the cluster has
     (by default, what the color stacks' outputs say).
     """
-    import pulumi
-    from pulumi.runtime import mocks, rpc, settings as runtime_settings, stack as runtime_stack
-
     mocks_impl = _KubernetesMocks(stack_outputs or {}, deployments_ready, live_deployments)
     run = ProgramRun(stack)
 
-    class Monitor(mocks.MockMonitor):
+    class Monitor(MockMonitor):
         def RegisterResource(self, request):
             response = super().RegisterResource(request)
             run.urns[response.urn] = sorted(request.dependencies)
@@ -286,14 +199,12 @@ def run_program(stack: str, config: Mapping[str, str], secret_keys: frozenset[st
     asyncio.set_event_loop(loop)
     try:
         mock = Mocks()
-        mocks.set_mocks(mock, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=Monitor(mock))
-        runtime_settings.ROOT.set(None)  # run_in_stack makes the stack resource, as the CLI's host does
+        pulumi.runtime.set_mocks(mock, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=Monitor(mock))
+        set_root_resource(None)  # run_in_stack makes the stack resource, as the CLI's host does
         pulumi.runtime.set_all_config({f"{PROJECT}:{k}": v for k, v in config.items()},
                                       [f"{PROJECT}:{k}" for k in secret_keys])
-        if str(ROOT) not in sys.path:
-            sys.path.insert(0, str(ROOT))
         try:
-            loop.run_until_complete(runtime_stack.run_in_stack(
+            loop.run_until_complete(pulumi.runtime.run_in_stack(
                 lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
         except Exception as error:  # noqa: BLE001 - the caller decides what a refusal means
             run.error = error
