@@ -15,7 +15,7 @@ import sys
 import time
 
 from loopback import ROOT, healthy, serve
-from scripts import smoke_test
+from scripts.bluegreen_tools import smoke_test
 
 PATHS = ["/api/orders", "/api/users", "/api/health"]
 

@@ -41,7 +41,7 @@ from components import settings as settings_module  # noqa: E402
 from components import stackfile  # noqa: E402
 from scripts.bluegreen_tools.secret_values import reveal  # noqa: E402
 from components.settings import COLOR_KEYS, COMMON_KEYS, ROUTING_KEYS, SECRET_KEYS  # noqa: E402
-from scripts import plan  # noqa: E402
+from scripts.bluegreen_tools import plan  # noqa: E402
 
 MARK = "Zq8SecretMark"  # in every secret value given to a case; no output may hold it
 CIPHER = "v1:AAAAEnc" + "Zq8Cipher"  # an encrypted value in a stack file: planned as [secret], never shown

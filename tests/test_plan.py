@@ -17,7 +17,7 @@ import yaml
 
 from components.routes import color_for
 from components.settings import parse_settings
-from scripts import plan
+from scripts.bluegreen_tools import plan
 
 ROOT = Path(__file__).resolve().parent.parent
 

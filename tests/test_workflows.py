@@ -22,7 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
-from scripts import plan, release
+from scripts.bluegreen_tools import plan, release
 
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / ".github" / "workflows" / "preview.yml"
