@@ -42,6 +42,7 @@ from components import stackfile  # noqa: E402
 from scripts.bluegreen_tools.secret_values import reveal  # noqa: E402
 from components.settings import COLOR_KEYS, COMMON_KEYS, ROUTING_KEYS, SECRET_KEYS  # noqa: E402
 from scripts.bluegreen_tools import plan  # noqa: E402
+from scripts.bluegreen_tools.plan import diff, render, simulate  # noqa: E402
 
 MARK = "Zq8SecretMark"  # in every secret value given to a case; no output may hold it
 CIPHER = "v1:AAAAEnc" + "Zq8Cipher"  # an encrypted value in a stack file: planned as [secret], never shown
@@ -313,9 +314,9 @@ def internal_cases() -> Iterator[Case]:
     yield Case("internal", "a bug in the program, in a stack not shown", ["--stack", "blue"], frozenset({3}),
                inject=lambda: _patched(program_module, "BlueGreenRoutes", _raising(AttributeError("routes"))))
     yield Case("internal", "a bug in the route table", ["--format", "json"], frozenset({3}),
-               inject=lambda: _patched(plan, "route_table", _raising(KeyError("http"))))
+               inject=lambda: _patched(diff, "route_table", _raising(KeyError("http"))))
     yield Case("internal", "a bug in the markdown", ["--format", "markdown"], frozenset({3}),
-               inject=lambda: _patched(plan, "render_markdown", _raising(ValueError("bad\nmultiline"))))
+               inject=lambda: _patched(render.Markdown, "title", _raising(ValueError("bad\nmultiline"))))
     yield Case("internal", "out of memory", [], frozenset({3}),
                inject=lambda: _patched(plan, "plan_stacks", _raising(MemoryError())))
 
@@ -356,13 +357,13 @@ def run_case(case: Case, directory: Path) -> Outcome:
         case.prepare(directory)
     argv = [arg.replace("{dir}", str(directory)) for arg in case.argv]
     out, err = io.StringIO(), io.StringIO()
-    saved = plan.ROOT, plan.run_program, settings_module.PROJECT_FILE
+    saved = plan.ROOT, simulate.run_program, settings_module.PROJECT_FILE
     plan.ROOT = directory
     if "Pulumi.yaml" in case.files:  # a case's own Pulumi.yaml: read it instead of the real one
         settings_module.PROJECT_FILE = directory / "Pulumi.yaml"
         settings_module.project_defaults.cache_clear()
     own_inputs = case.inject or "Pulumi.yaml" in case.files  # what the memo's key does not hold
-    plan.run_program = saved[1] if own_inputs else _memoized(saved[1])
+    simulate.run_program = saved[1] if own_inputs else _memoized(saved[1])
     try:
         with contextlib.ExitStack() as stack:
             if case.inject:
@@ -377,7 +378,7 @@ def run_case(case: Case, directory: Path) -> Outcome:
                 err.write(traceback.format_exc())
                 code = 1
     finally:
-        plan.ROOT, plan.run_program, settings_module.PROJECT_FILE = saved
+        plan.ROOT, simulate.run_program, settings_module.PROJECT_FILE = saved
         if "Pulumi.yaml" in case.files:
             settings_module.project_defaults.cache_clear()
         _undo_read_only(directory)

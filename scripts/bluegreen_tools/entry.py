@@ -19,7 +19,7 @@ def run_script(name):
         runpy.run_module(f"{__package__}.{name}", run_name="__main__")
     except ModuleNotFoundError as error:
         missing = (error.name or "").partition(".")[0]
-        if not missing or missing in (__package__.partition(".")[0], "components"):  # the project's own: a bug, not the setup
+        if not missing or missing in (__package__.partition(".")[0], "components"):  # the project's own: a bug
             raise
         sys.stderr.write(f"{name}.py: error: the Python package {missing!r} is not installed for {sys.executable}; "
                          f"set up the project's environment (in {ROOT}): {SETUP}\n")

@@ -199,7 +199,8 @@ def run_program(stack: str, config: Mapping[str, str], secret_keys: frozenset[st
     asyncio.set_event_loop(loop)
     try:
         mock = Mocks()
-        pulumi.runtime.set_mocks(mock, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=Monitor(mock))
+        pulumi.runtime.set_mocks(mock, project=PROJECT, stack=stack, preview=False, logger=logger,
+                                 monitor=Monitor(mock))
         set_root_resource(None)  # run_in_stack makes the stack resource, as the CLI's host does
         pulumi.runtime.set_all_config({f"{PROJECT}:{k}": v for k, v in config.items()},
                                       [f"{PROJECT}:{k}" for k in secret_keys])
