@@ -16,7 +16,7 @@ EXIT_USAGE = 2
 def run_script(name):
     """Run bluegreen_tools/<name>.py as __main__, as `python scripts/<name>.py` always has."""
     try:
-        runpy.run_module(f"{__package__}.{name}", run_name="__main__")
+        runpy.run_module(f"{__package__}.{name}", run_name="__main__", alter_sys=True)  # as if run as a file
     except ModuleNotFoundError as error:
         missing = (error.name or "").partition(".")[0]
         if not missing or missing in (__package__.partition(".")[0], "components"):  # the project's own: a bug
