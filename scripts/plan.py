@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`python scripts/plan.py --help`: the offline plan. The code: bluegreen_tools/plan.py."""
+"""`python scripts/plan.py --help`: the offline plan. The code: bluegreen_tools/plan/."""
 
 from bluegreen_tools.entry import run_script
 
