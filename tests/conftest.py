@@ -85,6 +85,19 @@ def e2e_unavailable(required_too: bool = False) -> Optional[str]:
                                "`python scripts/sandbox.py build` builds it (once; about 26 minutes cold on 2 cores)")
 
 
+# The e2e modules, slowest first, before the unit tier: xdist hands whole modules to the workers in
+# collection order (pytest.ini: --no-loadscope-reorder), so the longest start first and both workers end together.
+E2E_MODULE_ORDER = ("test_release_cycle.py", "test_guards.py", "test_release_faults.py", "test_ci_files.py",
+                    "test_quickstart.py", "test_cli_contract.py", "test_policy_pack.py")
+
+
+def run_order(item) -> int:
+    path = item.nodeid.split("::")[0].split("/")
+    if "e2e" not in path:
+        return len(E2E_MODULE_ORDER) + 1
+    return E2E_MODULE_ORDER.index(path[-1]) if path[-1] in E2E_MODULE_ORDER else len(E2E_MODULE_ORDER)
+
+
 def pytest_collection_modifyitems(config, items):
     e2e = [item for item in items if "e2e" in item.nodeid.split("/")]
     for item in e2e:
@@ -92,6 +105,7 @@ def pytest_collection_modifyitems(config, items):
     if e2e and e2e_unavailable():
         config.hook.pytest_deselected(items=e2e)
         items[:] = [item for item in items if item not in e2e]
+    items.sort(key=run_order)  # stable: a module's scenarios keep their order
 
 
 # --- the fault matrix (tests/test_faults_release.py): each case records what it tried and how it ended --------

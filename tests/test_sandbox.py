@@ -178,3 +178,10 @@ def test_the_language_host_bridge_gives_the_old_host_the_policy_packs_folder():
     explicit = language_pb2.RunPluginRequest(program="/elsewhere", info=sent.info).SerializeToString()
     assert sandbox_langhost.mend("RunPlugin", explicit) == explicit
     assert sandbox_langhost.mend("Run", b"\x0a\x01x") == b"\x0a\x01x"  # every other call goes byte for byte
+
+
+def test_every_e2e_module_has_its_place_in_the_run_order():
+    """tests/conftest.py hands the e2e modules to the workers slowest first; a module left out would run last."""
+    from conftest import E2E_MODULE_ORDER
+
+    assert sorted(E2E_MODULE_ORDER) == sorted(path.name for path in (ROOT / "tests" / "e2e").glob("test_*.py"))
