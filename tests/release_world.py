@@ -177,8 +177,8 @@ class InProcess:
 
 
 def mostly_in_process(real: Callable, state_file: Path) -> Callable:
-    """release._popen for the fault matrix: a command that a hang or kill hook waits for runs as a real
-    process (to be timed out, signalled, killed), every other one in this process."""
+    """release._popen for the tests of release.py in-process: a command that a hang or kill hook waits for
+    runs as a real process (to be timed out, signalled, killed), every other one in this process."""
     def popen(command: Sequence[str], stream: bool):
         state = fake_pulumi.load(str(state_file))
         line = " ".join(command[1:])

@@ -1,6 +1,10 @@
 """scripts/release.py end to end: a stand-in `pulumi` first on PATH, and a gateway on 127.0.0.1 that
 routes by what the routing stack deployed. Each test asserts the exact pulumi commands and the
-final config of every stack."""
+final config of every stack.
+
+The stand-in's commands run in this process (release_world.InProcess: the same code and state file), as a
+Python start per command was most of this module's time; the tests using `real_pulumi` run every command
+as a process of the executable on PATH, as do the command-line test and tests/test_faults_release.py."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from loopback import ROOT, serve
-from release_world import World, color_outputs
+from release_world import World, color_outputs, mostly_in_process
 from scripts.bluegreen_tools import release, smoke_test
 from scripts.bluegreen_tools.cli import run_main
 
@@ -36,6 +40,7 @@ UNLOCK = [f"stack tag get {LOCK} -s routing", f"stack tag rm {LOCK} -s routing"]
 # After a run that changed the routing and failed: the state read back, and the config compared with it.
 REPORT = ["stack output --json -s routing", "config get active -s routing", "config get test -s routing"]
 INITIAL_CONFIG = {"routing": {"active": "blue"}, "blue": {"color": "blue"}, "green": {"color": "green"}}
+REAL_POPEN = release._popen  # starts the pulumi found on PATH
 
 
 @pytest.fixture
@@ -46,9 +51,16 @@ def world(tmp_path, monkeypatch):
     monkeypatch.delenv("BLUEGREEN_TEST_TOKEN", raising=False)
     monkeypatch.delenv("BLUEGREEN_URL", raising=False)
     monkeypatch.setenv("BLUEGREEN_LOCK_SETTLE", "0")  # no pause between setting the lock and reading it back
+    monkeypatch.setattr(release, "_popen", mostly_in_process(REAL_POPEN, world.state_file))
     with serve(world.gateway) as url:
         world.url = url
         yield world
+
+
+@pytest.fixture
+def real_pulumi(world, monkeypatch):
+    """Every pulumi command a process of the stand-in found on PATH, as release.py runs the real CLI."""
+    monkeypatch.setattr(release, "_popen", REAL_POPEN)
 
 
 def run(capfd, *argv: str) -> tuple[int, str, str]:
@@ -79,6 +91,7 @@ def route_to(world, active, test=None):
 
 # --- promote ----------------------------------------------------------------------------------------
 
+@pytest.mark.usefixtures("real_pulumi")
 def test_promote_tests_then_flips_and_prints_every_command(world, capfd):
     code, _, err = promote(world, capfd)
     assert code == 0, err
@@ -134,6 +147,7 @@ def test_a_release_that_changed_while_under_test_is_not_flipped(world, capfd):
     assert "green's release changed from v2 to v3 while it was being tested, so users stay on blue" in error_line(err)
 
 
+@pytest.mark.usefixtures("real_pulumi")
 def test_a_pulumi_up_failing_half_way_puts_the_routing_back(world, capfd):
     world.hook(UP, skip=1, fail="error: update failed: connection reset by peer")  # the flip's up
     code, _, err = promote(world, capfd)
@@ -440,6 +454,7 @@ def test_the_command_line_exits_0_1_2_without_a_traceback(world):
     assert cli("status").returncode == 0
 
 
+@pytest.mark.usefixtures("real_pulumi")
 def test_a_missing_pulumi_cli_is_one_clear_line(world, capfd, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     code, _, err = run(capfd, "status")
