@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-if not __package__:  # run as a file: make the project's packages importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from scripts._cli import EXIT_OK, Failure, log, run_main, step  # noqa: E402
+if __package__:  # imported as scripts.sandbox (the tests)
+    from .bluegreen_tools.cli import EXIT_OK, Failure, log, run_main, step
+else:  # run as a file, with scripts/ first on sys.path
+    from bluegreen_tools.cli import EXIT_OK, Failure, log, run_main, step
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ROOT / "sandbox"  # one Go module per group of pieces: the pins

@@ -85,10 +85,19 @@ def e2e_unavailable(required_too: bool = False) -> Optional[str]:
                                "`python scripts/sandbox.py build` builds it (once; about 26 minutes cold on 2 cores)")
 
 
-# The e2e modules, slowest first, before the unit tier: xdist hands whole modules to the workers in
-# collection order (pytest.ini: --no-loadscope-reorder), so the longest start first and both workers end together.
-E2E_MODULE_ORDER = ("test_release_cycle.py", "test_guards.py", "test_release_faults.py", "test_ci_files.py",
-                    "test_quickstart.py", "test_cli_contract.py", "test_policy_pack.py")
+# The e2e modules before the unit tier, in the order xdist hands whole modules to the workers (pytest.ini:
+# --no-loadscope-reorder): the three longest first, one to each worker, then the next three, one to each
+# (a worker is given its second module at the start), so that the workers end together.
+E2E_MODULE_ORDER = ("test_release_cycle.py", "test_guards.py", "test_release_faults.py", "test_quickstart.py",
+                    "test_cli_contract.py", "test_ci_files.py", "test_policy_pack.py")
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """pytest.ini's `-n auto`: two workers for the unit tier, which is CPU-bound (a third only adds its
+    imports); three when the e2e tier runs, whose scenarios leave the cores idle a third of the time,
+    waiting on the cluster. Each worker starts its own sandbox."""
+    e2e_deselected = "not e2e" in (config.option.markexpr or "")
+    return 2 if e2e_deselected or e2e_unavailable() else 3
 
 
 def run_order(item) -> int:
