@@ -86,18 +86,18 @@ def e2e_unavailable(required_too: bool = False) -> Optional[str]:
 
 
 # The e2e modules before the unit tier, in the order xdist hands whole modules to the workers (pytest.ini:
-# --no-loadscope-reorder): the three longest first, one to each worker, then the next three, one to each
-# (a worker is given its second module at the start), so that the workers end together.
-E2E_MODULE_ORDER = ("test_release_cycle.py", "test_guards.py", "test_release_faults.py", "test_quickstart.py",
-                    "test_cli_contract.py", "test_ci_files.py", "test_policy_pack.py")
+# --no-loadscope-reorder): one to each worker, then one more to each at once (a worker always holds two), so
+# the four longest come first and the rest pair with them, shortest with longest, for the workers to end together.
+E2E_MODULE_ORDER = ("test_guards.py", "test_release_faults.py", "test_release_stopped.py", "test_ci_files.py",
+                    "test_policy_pack.py", "test_quickstart.py", "test_cli_contract.py", "test_release_cycle.py")
+E2E_WORKERS = 4  # the e2e scenarios leave the cores idle a third of the time, waiting on the cluster
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
-    """pytest.ini's `-n auto`: two workers for the unit tier, which is CPU-bound (a third only adds its
-    imports); three when the e2e tier runs, whose scenarios leave the cores idle a third of the time,
-    waiting on the cluster. Each worker starts its own sandbox."""
+    """pytest.ini's `-n auto`: two workers for the unit tier, which is CPU-bound (more only add their
+    imports); E2E_WORKERS when the e2e tier runs. Each worker starts its own sandbox."""
     e2e_deselected = "not e2e" in (config.option.markexpr or "")
-    return 2 if e2e_deselected or e2e_unavailable() else 3
+    return 2 if e2e_deselected or e2e_unavailable() else E2E_WORKERS
 
 
 def run_order(item) -> int:

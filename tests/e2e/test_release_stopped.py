@@ -1,0 +1,49 @@
+"""The ways a release is stopped before or after the flip, for real: a failing smoke test, a failure
+after the flip, a release changed while under test. Each scenario runs in a throwaway copy of a released project."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from e2e.released_project import SETTLE, behave, default_route, lock, release, route_names, through_gateway
+
+
+def test_a_failing_smoke_test_flips_nothing_and_removes_the_test_route(live):
+    behave(live, "myapp-green", ready=False)
+    failed = release(live, "promote", "green", "--settle", SETTLE, "--timeout", "3")
+    assert failed.code == 1, failed.output
+    assert "smoke tests of green failed" in failed.output
+    assert default_route(live) == "blue" and route_names(live) == ["myapp-default"]
+    assert lock(live) is None
+    assert live.outputs("routing") == {"active": "blue", "activeRelease": "v1.0.0"}
+
+
+def test_a_failure_after_the_flip_rolls_users_back_in_the_cluster(live):
+    # Healthy through the test route (with the test cookie), broken for users: as an app that breaks under load.
+    behave(live, "myapp-green", statusWithoutCookie=500)
+    failed = release(live, "promote", "green", "--settle", SETTLE, "--timeout", "3")
+    assert failed.code == 1, failed.output
+    assert "the default route failed after the flip to green" in failed.output
+    assert "routing restored: users on blue" in failed.output
+    assert default_route(live) == "blue"
+    assert through_gateway(live, "/").headers["x-sandbox-deployment"] == "myapp-blue"
+    assert lock(live) is None
+
+
+def test_a_release_changed_while_under_test_is_not_flipped(live):
+    def redeploy_green_once_it_is_under_test():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "myapp-test" not in route_names(live):
+            time.sleep(0.5)
+        live.pulumi("config", "set", "image", "docker.io/example/myapp:v1.2.0", "-s", "green")
+        live.up("green")
+
+    change = threading.Thread(target=redeploy_green_once_it_is_under_test)
+    change.start()
+    refused = release(live, "promote", "green", "--settle", "25")
+    change.join()
+    assert refused.code == 1, refused.output
+    assert "release changed from v1.1.0 to v1.2.0" in refused.output
+    assert default_route(live) == "blue" and route_names(live) == ["myapp-default"]
+    assert lock(live) is None
