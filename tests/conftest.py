@@ -88,7 +88,7 @@ def e2e_unavailable(required_too: bool = False) -> Optional[str]:
 # The e2e modules before the unit tier, in the order xdist hands whole modules to the workers (pytest.ini:
 # --no-loadscope-reorder): one to each worker, then one more to each at once (a worker always holds two), so
 # the four longest come first and the rest pair with them, shortest with longest, for the workers to end together.
-E2E_MODULE_ORDER = ("test_guards.py", "test_release_faults.py", "test_release_stopped.py", "test_ci_files.py",
+E2E_MODULE_ORDER = ("test_guards.py", "test_ci_files.py", "test_release_faults.py", "test_release_stopped.py",
                     "test_policy_pack.py", "test_quickstart.py", "test_cli_contract.py", "test_release_cycle.py")
 E2E_WORKERS = 4  # the e2e scenarios leave the cores idle a third of the time, waiting on the cluster
 
