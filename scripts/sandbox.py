@@ -538,14 +538,17 @@ def install_provider(bin_dir: Path, home: Path) -> None:
         raise Failure(f"`pulumi plugin install resource kubernetes {version}` failed: {done.stderr.strip()[-500:]}")
 
 
-def start_gateway(sandbox: Sandbox) -> str:
-    """The gateway and app stand-ins (scripts/sandbox_gateway.py, which emulates Envoy's routing): its URL."""
+def start_gateway(sandbox: Sandbox, namespace: Optional[str] = None) -> str:
+    """The gateway and app stand-ins (scripts/sandbox_gateway.py, which emulates Envoy's routing): its URL.
+    With a namespace, one that sees that namespace only, recorded as gateway-NAMESPACE (`down` stops it too)."""
     port = free_port()
-    with step("start the gateway stand-in (it emulates Envoy's routing by what the API server holds)"):
-        sandbox.start("gateway", [sys.executable, str(ROOT / "scripts" / "sandbox_gateway.py"),
-                                  "--kubeconfig", str(sandbox.kubeconfig), "--port", str(port),
-                                  "--control", str(ensure_dir(sandbox.folder / "apps"))])
-        sandbox.wait("gateway", "an answer", http_answers(f"http://127.0.0.1:{port}/"))
+    name, only = (f"gateway-{namespace}", ["--namespace", namespace]) if namespace else ("gateway", [])
+    with step(f"start the gateway stand-in{f' for namespace {namespace}' if namespace else ''} "
+              "(it emulates Envoy's routing by what the API server holds)"):
+        sandbox.start(name, [sys.executable, str(ROOT / "scripts" / "sandbox_gateway.py"),
+                             "--kubeconfig", str(sandbox.kubeconfig), "--port", str(port),
+                             "--control", str(ensure_dir(sandbox.folder / "apps")), *only])
+        sandbox.wait(name, "an answer", http_answers(f"http://127.0.0.1:{port}/"))
     return f"http://127.0.0.1:{port}"
 
 
@@ -591,6 +594,9 @@ def up(args: argparse.Namespace) -> int:
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",  # the installed plugin, as a user has it; no PATH warning
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            # The CLI's start-up allocates ~40 MB (password-strength tables): collecting less often makes a
+            # short command such as `pulumi stack output` cost a fifth less CPU, for ~5 MB more memory.
+            "GOGC": "400",
             "BLUEGREEN_SANDBOX": str(folder),
             "BLUEGREEN_URL": url,
         }

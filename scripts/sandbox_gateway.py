@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The sandbox's ingress gateway and app stand-ins: it EMULATES Envoy's routing; it is not Envoy.
 
-    python scripts/sandbox_gateway.py --kubeconfig FILE --port PORT --control DIR
+    python scripts/sandbox_gateway.py --kubeconfig FILE --port PORT --control DIR [--namespace NS]
 
 No container runs in the sandbox (kwok marks pods ready) and no Envoy exists here, so this one
 process plays both:
@@ -20,6 +20,8 @@ process plays both:
   x-sandbox-release). A test changes how one behaves by writing DIR/<namespace>/<deployment>.json:
   {"ready": false}, {"status": 500}, {"delay": 2.5}, {"statusWithoutCookie": 500} (never through a
   hook in the product).
+With --namespace it sees that namespace only: one gateway per project, so that projects sharing one
+sandbox (the e2e tests) do not answer for each other's hosts.
 Exit status: 0 stopped by a signal, 2 bad usage.
 """
 
@@ -44,20 +46,22 @@ import yaml
 
 REFRESH_SECONDS = 0.5  # how stale the gateway's view of the cluster may be
 ISTIO = "networking.istio.io/v1"
-KINDS = {  # what the gateway reads, by the API path that lists it across namespaces
-    "gateways": f"/apis/{ISTIO}/gateways",
-    "virtualservices": f"/apis/{ISTIO}/virtualservices",
-    "destinationrules": f"/apis/{ISTIO}/destinationrules",
-    "services": "/api/v1/services",
-    "pods": "/api/v1/pods",
-    "deployments": "/apis/apps/v1/deployments",
+KINDS = {  # what the gateway reads: each kind's API group path and its plural
+    "gateways": (f"/apis/{ISTIO}", "gateways"),
+    "virtualservices": (f"/apis/{ISTIO}", "virtualservices"),
+    "destinationrules": (f"/apis/{ISTIO}", "destinationrules"),
+    "services": ("/api/v1", "services"),
+    "pods": ("/api/v1", "pods"),
+    "deployments": ("/apis/apps/v1", "deployments"),
 }
 
 
 class Cluster:
     """What the API server holds, listed through its REST API with the sandbox's kubeconfig."""
 
-    def __init__(self, kubeconfig: Path):
+    def __init__(self, kubeconfig: Path, namespace: Optional[str] = None):
+        self.paths = {kind: f"{group}/namespaces/{namespace}/{plural}" if namespace else f"{group}/{plural}"
+                      for kind, (group, plural) in KINDS.items()}
         config = yaml.safe_load(kubeconfig.read_text())
         cluster = config["clusters"][0]["cluster"]
         self.server = cluster["server"]
@@ -77,7 +81,7 @@ class Cluster:
         with self.lock:
             if time.monotonic() - self.read_at < REFRESH_SECONDS:
                 return
-            self.objects = {kind: self._list(path) for kind, path in KINDS.items()}
+            self.objects = {kind: self._list(path) for kind, path in self.paths.items()}
             self.read_at = time.monotonic()
 
 
@@ -310,8 +314,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--kubeconfig", required=True, type=Path)
     parser.add_argument("--port", required=True, type=int, help="the gateway's port on 127.0.0.1")
     parser.add_argument("--control", required=True, type=Path, help="folder of the app stand-ins' behaviour files")
+    parser.add_argument("--namespace", help="see this namespace only (default: all)")
     args = parser.parse_args(argv)
-    cluster = Cluster(args.kubeconfig)
+    cluster = Cluster(args.kubeconfig, args.namespace)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), gateway_handler(cluster, Apps(args.control), 80))
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -85,6 +88,29 @@ def e2e_unavailable(required_too: bool = False) -> Optional[str]:
                                "`python scripts/sandbox.py build` builds it (once; about 26 minutes cold on 2 cores)")
 
 
+# The session's sandbox, shared by the workers: the controller makes this folder before the workers start
+# (they inherit the variable), the first worker that needs a sandbox starts it there, the controller stops it.
+SHARED_SANDBOX_DIR = "BLUEGREEN_E2E_SHARED_SANDBOX"
+
+
+def stop_sandbox(env_file: Path) -> None:
+    if env_file.exists():
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "sandbox.py"), "down", "--env-file", str(env_file)],
+                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput") and not os.environ.get("BLUEGREEN_SANDBOX"):
+        os.environ[SHARED_SANDBOX_DIR] = tempfile.mkdtemp(prefix="bluegreen-e2e-")
+
+
+def pytest_unconfigure(config):
+    shared = os.environ.get(SHARED_SANDBOX_DIR)
+    if not hasattr(config, "workerinput") and shared:
+        stop_sandbox(Path(shared) / "sandbox.env")
+        shutil.rmtree(shared, ignore_errors=True)
+
+
 # The e2e modules before the unit tier, in the order xdist hands whole modules to the workers (pytest.ini:
 # --no-loadscope-reorder): one to each worker, then one more to each at once (a worker always holds two), so
 # the four longest come first and the rest pair with them, shortest with longest, for the workers to end together.
@@ -95,7 +121,7 @@ E2E_WORKERS = 4  # the e2e scenarios leave the cores idle a third of the time, w
 
 def pytest_xdist_auto_num_workers(config) -> int:
     """pytest.ini's `-n auto`: two workers for the unit tier, which is CPU-bound (more only add their
-    imports); E2E_WORKERS when the e2e tier runs. Each worker starts its own sandbox."""
+    imports); E2E_WORKERS when the e2e tier runs."""
     e2e_deselected = "not e2e" in (config.option.markexpr or "")
     return 2 if e2e_deselected or e2e_unavailable() else E2E_WORKERS
 

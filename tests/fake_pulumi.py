@@ -190,6 +190,7 @@ def _finish(path: str, state: dict, out: str, code: int, message: str) -> int:
 
 
 def main(args: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on SIGINT cancels, as the CLI's does
     path = os.environ["FAKE_PULUMI_STATE"]
     state = load(path)
     state["calls"].append(args)

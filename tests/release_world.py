@@ -43,7 +43,10 @@ class World:
         bin_dir = directory / "bin"
         bin_dir.mkdir()
         executable = bin_dir / "pulumi"
-        executable.write_text(f"#!{sys.executable} -IS\nimport sys\n"
+        # SIGINT kills it silently until fake_pulumi takes over, as it does the CLI: on a busy machine the
+        # time limit's SIGINT can arrive while it still imports.
+        executable.write_text(f"#!{sys.executable} -IS\nimport signal, sys\n"
+                              "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
                               f"sys.path[:0] = [{str(FAKE.parent)!r}, {str(ROOT)!r}]\n"
                               "import fake_pulumi\nsys.exit(fake_pulumi.main(sys.argv[1:]))\n")
         executable.chmod(0o755)

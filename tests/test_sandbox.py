@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
 import yaml
 
+from loopback import serve
 from scripts import sandbox, sandbox_gateway
 from scripts.sandbox_gateway import resolve
 
@@ -159,6 +161,26 @@ def test_an_unknown_subset_leaves_no_upstream_and_no_route_is_a_404():
     assert resolve(cluster([TEST_ROUTE], PODS), "h", 80, {}, "/").status == 404
     assert resolve(cluster([route("d", "blue")], PODS, hosts=("shop.example.com",)), "other.example.com", 80, {},
                    "/").status == 404
+
+
+@pytest.mark.parametrize("namespace, prefix", [(None, ""), ("shop", "/namespaces/shop")])
+def test_a_gateway_given_a_namespace_reads_that_namespace_only(tmp_path, namespace, prefix):
+    asked = []
+
+    def api_server(path, headers):
+        asked.append(path)
+        return 200, {"content-type": "application/json"}, b'{"items": []}'
+
+    sandbox.make_certificates(tmp_path)
+    with serve(api_server) as url:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(json.dumps({"clusters": [{"cluster": {
+            "server": url, "certificate-authority": str(tmp_path / "ca.crt")}}], "users": [{"user": {"token": "t"}}]}))
+        sandbox_gateway.Cluster(kubeconfig, namespace).refresh()
+    istio = "/apis/networking.istio.io/v1"
+    assert sorted(asked) == sorted([f"{istio}{prefix}/gateways", f"{istio}{prefix}/virtualservices",
+                                    f"{istio}{prefix}/destinationrules", f"/api/v1{prefix}/services",
+                                    f"/api/v1{prefix}/pods", f"/apis/apps/v1{prefix}/deployments"])
 
 
 def test_istio_durations():

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from scripts import sandbox as sandbox_script
+
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND_TIMEOUT = 300  # seconds for one pulumi or kubectl command; a hung one fails its test
 PROJECT_FILES = ("Pulumi.yaml", "Pulumi.blue.yaml", "Pulumi.green.yaml", "Pulumi.routing.yaml", "__main__.py",
@@ -91,7 +93,8 @@ class Project:
                 self.pulumi("config", "set", "namespace", self.namespace, "-s", stack)
 
     def cleanup(self) -> None:
-        """Delete the project's namespace (not waiting): the sandbox stays small across scenarios."""
+        """Stop the project's gateway; delete its namespace (not waiting): the sandbox stays small across scenarios."""
+        sandbox_script.stop_recorded(Path(self.env["BLUEGREEN_SANDBOX"]), only=f"gateway-{self.namespace}")
         if self.namespace != "default":
             self.kubectl("delete", "namespace", self.namespace, "--wait=false", check=False)
 
@@ -124,7 +127,8 @@ class Project:
 
 
 def make_project(folder: Path, env: dict[str, str], namespace: str = "") -> Project:
-    """Copy the project into `folder`, with its own file backend and (unless given) a fresh namespace."""
+    """Copy the project into `folder`, with its own file backend, (unless given) a fresh namespace, and a
+    gateway stand-in that sees that namespace only ($BLUEGREEN_URL): projects share the sandbox."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         source = ROOT / name
@@ -141,4 +145,7 @@ def make_project(folder: Path, env: dict[str, str], namespace: str = "") -> Proj
                       namespace or f"e2e-{secrets.token_hex(4)}")
     if project.namespace != "default":
         project.kubectl("create", "namespace", project.namespace)
+    sandbox = Path(env["BLUEGREEN_SANDBOX"])
+    project.env["BLUEGREEN_URL"] = sandbox_script.start_gateway(sandbox_script.Sandbox(sandbox, sandbox / "bin"),
+                                                                project.namespace)
     return project

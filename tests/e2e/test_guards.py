@@ -9,6 +9,8 @@ import pytest
 
 from e2e.sandbox_project import Project, make_project
 
+STACKS = ("blue", "green", "routing", "empty")
+
 
 @pytest.fixture(scope="module")
 def released(sandbox_env, tmp_path_factory) -> Project:
@@ -18,32 +20,34 @@ def released(sandbox_env, tmp_path_factory) -> Project:
     project.cleanup()
 
 
-def state(project: Project) -> tuple[dict, dict]:
-    """The cluster's objects (with resourceVersions) and every stack's managed resources, for before/after.
+def state(project: Project, stack: str) -> tuple[dict, dict, dict]:
+    """For before/after: the cluster's objects (with resourceVersions), the managed resources of the stack
+    being updated (`pulumi stack export`), and every stack's config file and checkpoint (an update writes
+    only its own stack's checkpoint; the bytes show any other change).
 
-    Reads are left out: the program reads the other stacks (StackReference) and the live Deployments
-    before its guards run, and the engine records what it read, refused update or not. Those entries
-    (`external: true`) mirror objects this stack does not own; nothing it manages changes."""
-    stacks = {}
-    for stack in ("blue", "green", "routing"):
-        for resource in project.export(stack)["deployment"].get("resources") or []:
-            if not resource.get("external"):
-                stacks[resource["urn"]] = json.dumps(resource, sort_keys=True)
-    return project.objects(), stacks
+    Reads are left out of the export: the program reads the other stacks (StackReference) and the live
+    Deployments before its guards run, and the engine records what it read, refused update or not. Those
+    entries (`external: true`) mirror objects this stack does not own; nothing it manages changes."""
+    managed = {resource["urn"]: json.dumps(resource, sort_keys=True)
+               for resource in project.export(stack)["deployment"].get("resources") or []
+               if not resource.get("external")}
+    files = {name: project.fingerprint(name) for name in STACKS if name != stack}
+    return project.objects(), managed, files
 
 
 def refused(project: Project, stack: str, *messages: str) -> str:
     """`pulumi up` fails with these words in its output, and changes nothing."""
-    before = state(project)
+    before = state(project, stack)
     run = project.up(stack, check=False)
     assert run.code != 0, run.output
     for message in messages:
         assert message in run.output, run.output
     assert "Traceback" not in run.output
-    after = state(project)
+    after = state(project, stack)
     assert after[0] == before[0], "the cluster changed"
     changed = {urn for urn in before[1].keys() | after[1].keys() if before[1].get(urn) != after[1].get(urn)}
     assert not changed, f"state changed: {changed}"
+    assert after[2] == before[2], "another stack's config or state changed"
     return run.output
 
 

@@ -11,9 +11,17 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from e2e.released_project import SETTLE, default_route, lock, release, route_names, through_gateway
 from e2e.sandbox_project import Project
 from scripts import sandbox as sandbox_script
+
+
+@pytest.fixture(scope="module")
+def sandbox_env(private_sandbox_env):
+    """A sandbox of this module's own: a scenario here stops the API server, which the shared one must not see."""
+    return private_sandbox_env
 
 
 class Watched:

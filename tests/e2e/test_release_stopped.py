@@ -3,8 +3,8 @@ after the flip, a release changed while under test. Each scenario runs in a thro
 
 from __future__ import annotations
 
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from e2e.released_project import SETTLE, behave, default_route, lock, release, route_names, through_gateway
 
@@ -32,17 +32,23 @@ def test_a_failure_after_the_flip_rolls_users_back_in_the_cluster(live):
 
 
 def test_a_release_changed_while_under_test_is_not_flipped(live):
+    # Green answers "not ready" until it has been redeployed, so the smoke tests pass only after the change,
+    # however long the redeploy takes: the order of events is fixed, not raced.
+    behave(live, "myapp-green", ready=False)
+
     def redeploy_green_once_it_is_under_test():
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and "myapp-test" not in route_names(live):
+        deadline = time.monotonic() + 240
+        while "myapp-test" not in route_names(live):
+            assert time.monotonic() < deadline, "green was never put under test"
             time.sleep(0.5)
         live.pulumi("config", "set", "image", "docker.io/example/myapp:v1.2.0", "-s", "green")
         live.up("green")
+        behave(live, "myapp-green")  # ready again
 
-    change = threading.Thread(target=redeploy_green_once_it_is_under_test)
-    change.start()
-    refused = release(live, "promote", "green", "--settle", "25")
-    change.join()
+    with ThreadPoolExecutor(1) as pool:
+        change = pool.submit(redeploy_green_once_it_is_under_test)
+        refused = release(live, "promote", "green", "--settle", SETTLE, "--timeout", "240")
+        change.result()  # the redeploy's own failure, if any, before what it caused
     assert refused.code == 1, refused.output
     assert "release changed from v1.1.0 to v1.2.0" in refused.output
     assert default_route(live) == "blue" and route_names(live) == ["myapp-default"]
