@@ -7,7 +7,8 @@ asks the engine to change nothing.
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Mapping, Optional, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -18,13 +19,16 @@ from .destinations import ColorDestinations, ColorDestinationsArgs
 from .gateway import IngressGateway, IngressGatewayArgs
 from .guards import GuardError, LiveDeployment, check_live_targets, check_live_update, check_routing_targets
 from .routes import http_routes
-from .settings import PROJECT, TEST_TOKEN_FIX, ColorSettings, RoutingSettings, SettingsError, parse_settings
+from .settings import (PROJECT, TEST_TOKEN_FIX, ColorSettings, RoutingSettings, SettingsError, declared_defaults,
+                       parse_settings)
 from .virtualservice import BlueGreenRoutes, BlueGreenRoutesArgs
 from .workload import ColorWorkload, ColorWorkloadArgs
 
 StackOutputs = TypeVar("StackOutputs", ColorOutputs, RoutingOutputs)
+OWN_PROJECT_FILE = Path(__file__).resolve().parents[1] / "Pulumi.yaml"  # the project this program belongs to
 
 
+# SDK internals, here only: the public pulumi.Config can neither list the keys set nor tell a value stored as secret.
 def read_config() -> tuple[dict[str, str], frozenset[str]]:
     """This stack's `bluegreen:` config, as the engine passes it, and which keys are secret."""
     prefix = PROJECT + ":"
@@ -70,11 +74,16 @@ def _field(value: Any, *path: str) -> Any:
     return value
 
 
-async def main() -> dict[str, Any]:
-    """The stack's outputs, after declaring the objects of its role."""
+async def main(defaults: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """The stack's outputs, after declaring the objects of its role.
+
+    `defaults`: Pulumi.yaml's declared defaults, read from the program's own project file unless given (the
+    offline plan of a git ref gives that ref's)."""
     raw, secret_keys = read_config()
     try:
-        settings = parse_settings(raw, pulumi.get_stack(), secret_keys)
+        if defaults is None:
+            defaults = declared_defaults(OWN_PROJECT_FILE)
+        settings = parse_settings(raw, pulumi.get_stack(), secret_keys, defaults=defaults)
         if isinstance(settings, ColorSettings):
             return await color_stack(settings)
         return await routing_stack(settings)

@@ -14,7 +14,6 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -22,7 +21,6 @@ from . import contract
 from .stackfile import StackFileError, read_yaml
 
 PROJECT = "bluegreen"
-PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 COLORS = ("blue", "green")
 
 # Keys the project schema cannot declare (objects); every other key is in Pulumi.yaml.
@@ -128,23 +126,20 @@ def show(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
-@lru_cache(maxsize=1)
-def project_defaults() -> dict[str, Any]:
-    """The default of every key, from Pulumi.yaml: the one place that defines them.
+def declared_defaults(project_file: Path) -> dict[str, Any]:
+    """The default of every key a Pulumi project file declares (Pulumi.yaml: the one place that defines them).
 
     Read as the CLI reads it (components/stackfile.py); a file it could not read is a SettingsError."""
     try:
-        project = read_yaml(PROJECT_FILE)
+        project = read_yaml(project_file)
     except StackFileError as error:
-        raise SettingsError(f"{PROJECT_FILE.name} cannot be read as the Pulumi project file: {error}. Fix: "
-                            f"restore it (git checkout -- {PROJECT_FILE.name})") from None
+        raise SettingsError(f"{project_file.name} cannot be read as the Pulumi project file: {error}. Fix: "
+                            f"restore it (git checkout -- {project_file.name})") from None
     config = project.get("config") if isinstance(project, dict) else None
     if not isinstance(config, dict) or not all(isinstance(spec, dict) for spec in config.values()):
-        raise SettingsError(f"{PROJECT_FILE.name} has no config: mapping of keys to their type, description and "
-                            f"default. Fix: restore it (git checkout -- {PROJECT_FILE.name})")
-    defaults = {key: spec.get("default") for key, spec in config.items()}
-    defaults.update({key: {} for key in OBJECT_KEYS})
-    return defaults
+        raise SettingsError(f"{project_file.name} has no config: mapping of keys to their type, description and "
+                            f"default. Fix: restore it (git checkout -- {project_file.name})")
+    return {key: spec.get("default") for key, spec in config.items()}
 
 
 @dataclass(frozen=True)
@@ -221,11 +216,11 @@ Settings = Union[ColorSettings, RoutingSettings]
 class _Reader:
     """Typed access to raw config values (strings, as Pulumi passes them), with defaults."""
 
-    def __init__(self, raw: Mapping[str, Any], secret_keys: frozenset[str], stack: str):
+    def __init__(self, raw: Mapping[str, Any], secret_keys: frozenset[str], stack: str, defaults: Mapping[str, Any]):
         self.raw = raw
         self.secret_keys = secret_keys
         self.stack = stack
-        self.defaults = project_defaults()
+        self.defaults = {**defaults, **{key: {} for key in OBJECT_KEYS}}  # objects, which Pulumi.yaml cannot declare
 
     def fail(self, key: str, value: Any, problem: str, fix: str) -> SettingsError:
         shown = "[secret]" if key in self.secret_keys or key in SECRET_KEYS else show(value)
@@ -294,13 +289,17 @@ def _parsed(value: Any) -> Any:
     return value
 
 
-def parse_settings(raw: Mapping[str, Any], stack: str, secret_keys: frozenset[str] = frozenset()) -> Settings:
+def parse_settings(raw: Mapping[str, Any], stack: str, secret_keys: frozenset[str] = frozenset(), *,
+                   defaults: Mapping[str, Any]) -> Settings:
     """Validate one stack's config (keys without the `bluegreen:` prefix) and return its settings.
+
+    `defaults` are Pulumi.yaml's (declared_defaults): a key missing from `raw` falls back to its default, and
+    a key whose value is its default counts as not set, since the CLI passes every default as a set value.
 
     Raises SettingsError, naming the key, the value and the fix, for anything the program would
     otherwise turn into a broken or unsafe object. Secret values never appear in a message.
     """
-    reader = _Reader(raw, frozenset(secret_keys), stack)
+    reader = _Reader(raw, frozenset(secret_keys), stack, defaults)
     _refuse_unknown_keys(reader)
     _refuse_secrets_shown_in_plain_text(reader)
     has_color, has_active = reader.is_set("color"), reader.is_set("active")

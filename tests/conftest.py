@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from components.settings import declared_defaults  # noqa: E402
 from scripts.bluegreen_tools.offline import ProgramRun, run_program  # noqa: E402
 from scripts.bluegreen_tools.secret_values import reveal  # noqa: E402
 from scripts.bluegreen_tools.stack_config import config_text  # noqa: E402
@@ -26,6 +27,7 @@ from schemas import schema_problems  # noqa: E402
 BLUE_STACK = "organization/bluegreen/blue"
 GREEN_STACK = "organization/bluegreen/green"
 ROUTING_STACK = "organization/bluegreen/routing"
+DEFAULTS = declared_defaults(ROOT / "Pulumi.yaml")  # the project's defaults, as the CLI reads them
 
 
 def color_outputs(color: str, release: str, ready: int = 2, app: str = "myapp") -> dict[str, Any]:
@@ -50,7 +52,7 @@ def run_stack(stack: str, config: Mapping[str, Any], secret_keys=frozenset(),
               live: Optional[Mapping[str, Mapping[str, Any]]] = None) -> ProgramRun:
     """Run the program for one stack; config values may be Python values (sent as Pulumi sends them)."""
     return run_program(stack, {k: config_text(v) for k, v in config.items()}, frozenset(secret_keys),
-                       outputs, ready, live)
+                       outputs, ready, live, DEFAULTS)
 
 
 def assert_schema_valid(run: ProgramRun) -> None:

@@ -12,8 +12,9 @@ anything it prints. Secret values hold MARK.
     python -m pytest tests/test_fault_matrix.py   # the same cases as tests; the summary ends the run
 
 plan.py runs in-process (plan.main) against a scratch project per case. Program runs are memoized on their
-exact inputs (stack, config, secret keys, the outputs it reads): the program is deterministic, and most cases
-differ from the base only in one stack, so the others are not re-run. Cases that inject a bug run unmemoized.
+exact inputs (stack, config, secret keys, the outputs it reads, Pulumi.yaml's defaults): the program is
+deterministic, and most cases differ from the base only in one stack, so the others are not re-run. Cases that
+inject a bug run unmemoized.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from components import program as program_module  # noqa: E402
-from components import settings as settings_module  # noqa: E402
 from components import stackfile  # noqa: E402
 from scripts.bluegreen_tools.secret_values import reveal  # noqa: E402
 from components.settings import COLOR_KEYS, COMMON_KEYS, ROUTING_KEYS, SECRET_KEYS  # noqa: E402
@@ -331,11 +331,12 @@ _memo: dict[str, object] = {}
 
 
 def _memoized(real):
-    def run(stack, config, secret_keys=frozenset(), stack_outputs=None, deployments_ready=True, live=None):
+    def run(stack, config, secret_keys=frozenset(), stack_outputs=None, deployments_ready=True, live=None,
+            defaults=None):
         key = json.dumps([stack, sorted(config.items()), sorted(secret_keys), reveal(stack_outputs or {}),
-                          deployments_ready, live], sort_keys=True, default=repr)
+                          deployments_ready, live, defaults], sort_keys=True, default=repr)
         if key not in _memo:
-            _memo[key] = real(stack, config, secret_keys, stack_outputs, deployments_ready, live)
+            _memo[key] = real(stack, config, secret_keys, stack_outputs, deployments_ready, live, defaults)
         return _memo[key]
     return run
 
@@ -357,13 +358,9 @@ def run_case(case: Case, directory: Path) -> Outcome:
         case.prepare(directory)
     argv = [arg.replace("{dir}", str(directory)) for arg in case.argv]
     out, err = io.StringIO(), io.StringIO()
-    saved = plan.ROOT, simulate.run_program, settings_module.PROJECT_FILE
-    plan.ROOT = directory
-    if "Pulumi.yaml" in case.files:  # a case's own Pulumi.yaml: read it instead of the real one
-        settings_module.PROJECT_FILE = directory / "Pulumi.yaml"
-        settings_module.project_defaults.cache_clear()
-    own_inputs = case.inject or "Pulumi.yaml" in case.files  # what the memo's key does not hold
-    simulate.run_program = saved[1] if own_inputs else _memoized(saved[1])
+    saved = plan.ROOT, simulate.run_program
+    plan.ROOT = directory  # plan.py reads the case's Pulumi.yaml there, its own or a copy of the real one
+    simulate.run_program = saved[1] if case.inject else _memoized(saved[1])  # an injected bug is not in the memo's key
     try:
         with contextlib.ExitStack() as stack:
             if case.inject:
@@ -378,9 +375,7 @@ def run_case(case: Case, directory: Path) -> Outcome:
                 err.write(traceback.format_exc())
                 code = 1
     finally:
-        plan.ROOT, simulate.run_program, settings_module.PROJECT_FILE = saved
-        if "Pulumi.yaml" in case.files:
-            settings_module.project_defaults.cache_clear()
+        plan.ROOT, simulate.run_program = saved
         _undo_read_only(directory)
     return Outcome(code, check(case, code, out.getvalue(), err.getvalue(), directory))
 

@@ -22,10 +22,10 @@ import fake_pulumi
 from loopback import answer, ready
 from components.contract import ColorOutputs, RoutingOutputs, deployment_name
 from components.routes import http_routes, route_color, select_route
-from components.settings import RoutingSettings, parse_cookie, project_defaults
+from components.settings import RoutingSettings, declared_defaults, parse_cookie
 
 FAKE = Path(__file__).resolve().parent / "fake_pulumi.py"
-ROOT = FAKE.parent.parent  # the stand-in imports components.contract
+ROOT = FAKE.parent.parent  # the project: the stand-in imports components.contract; Pulumi.yaml holds the defaults
 LOCK_VALUE = re.compile(r"^(blue|green) (\S+) \S+@\S+ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ pid=\d+ id=[0-9a-f]{8}$")
 
 
@@ -59,7 +59,8 @@ class World:
             },
             # `config get` answers a key not set on the stack with Pulumi.yaml's default, even an empty one
             # (testToken), as the real CLI does (tests/e2e/test_cli_contract.py holds the two together).
-            "defaults": {key: value for key, value in project_defaults().items() if isinstance(value, str)},
+            "defaults": {key: value for key, value in declared_defaults(ROOT / "Pulumi.yaml").items()
+                         if isinstance(value, str)},
             "apps": {"blue": "healthy", "green": "healthy"},
             "calls": [],
             "hooks": [],

@@ -24,7 +24,7 @@ import pulumi
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from conftest import BLUE_STACK, GREEN_STACK, assert_schema_valid, color_outputs, run_stack
+from conftest import BLUE_STACK, DEFAULTS, GREEN_STACK, assert_schema_valid, color_outputs, run_stack
 from scripts.bluegreen_tools.secret_values import mask, reveal
 from components.contract import ColorOutputs, RoutingOutputs
 from components.routes import color_for
@@ -194,7 +194,7 @@ def check_accepted(role, result) -> None:
 def check_parse(case) -> None:
     role, config, keys = case
     try:
-        parse_settings(config, role, secret_keys_of(config))
+        parse_settings(config, role, secret_keys_of(config), defaults=DEFAULTS)
         event(f"{role} stack: accepted")
     except SettingsError as error:
         event(f"{role} stack: refused")

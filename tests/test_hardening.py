@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conftest import assert_schema_valid, deployed, run_stack
+from conftest import DEFAULTS, assert_schema_valid, deployed, run_stack
 from scripts.bluegreen_tools.secret_values import SecretValue, mask, reveal
 from scripts.bluegreen_tools.stack_config import stack_file_config
 from components.routes import color_for
@@ -139,7 +139,7 @@ def test_a_token_stored_in_plain_text_is_refused_without_showing_it():
 @pytest.mark.parametrize("cookie", ["test=true\n", "te st=true", "test=tr;ue", "test=", "=true", "test"])
 def test_a_test_cookie_that_is_not_a_cookie_is_refused(cookie):
     with pytest.raises(SettingsError, match="^bluegreen:testCookie is"):
-        parse_settings({"active": "blue", "test": "green", "testCookie": cookie}, "routing")
+        parse_settings({"active": "blue", "test": "green", "testCookie": cookie}, "routing", defaults=DEFAULTS)
 
 
 # --- Pods ------------------------------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ def test_a_bad_resource_quantity_is_refused(key, value, problem):
 
 @pytest.mark.parametrize("quantity", ["500m", "0.5", ".5", "2", "2e0", "1k"])
 def test_cpu_quantities_in_every_kubernetes_form_are_accepted(quantity):
-    settings = parse_settings({**COLOR, "cpuLimit": quantity, "cpuRequest": "1m"}, "blue")
+    settings = parse_settings({**COLOR, "cpuLimit": quantity, "cpuRequest": "1m"}, "blue", defaults=DEFAULTS)
     assert settings.limits["cpu"] == quantity
 
 
@@ -334,7 +334,7 @@ def test_a_bad_timeout_or_retry_setting_is_refused(config, key):
 @pytest.mark.parametrize("text, rendered", [("500ms", "500ms"), ("2s", "2s"), ("1m", "60s"), ("1h", "3600s"),
                                             ("1.5s", "1500ms"), ("1m30s", "90s"), ("24h", "86400s")])
 def test_durations_render_in_the_units_istio_reads(text, rendered):
-    assert parse_settings({"active": "blue", "timeout": text}, "routing").timeout == rendered
+    assert parse_settings({"active": "blue", "timeout": text}, "routing", defaults=DEFAULTS).timeout == rendered
 
 
 # --- Everything at once ----------------------------------------------------------------------------------------

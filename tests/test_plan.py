@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from components.routes import color_for
-from components.settings import parse_settings
+from components.settings import declared_defaults, parse_settings
 from scripts.bluegreen_tools import plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,13 +158,34 @@ def test_base_uses_that_refs_pulumi_yaml_defaults(project, capsys):
     (project / "Pulumi.yaml").write_text(yaml.safe_dump(project_file))
     write_stack(project, "routing", {"bluegreen:active": "blue", "bluegreen:test": "green"})
     commit(project)
+    (project / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())  # today's defaults, changed since HEAD
     code, report, _ = run_json(capsys, "--base", "HEAD", "--stack", "routing")
     assert code == 0
     assert any("defaults" in note for note in report["notes"])
     moved = {c["match"]: (c["before"]["color"], c["after"]["color"]) for c in report["stacks"]["routing"]["changes"]["requests"]}
     assert moved == {"requests with cookie beta=1": ("green", "blue"), "requests with cookie test=true": ("blue", "green")}
     # Today's defaults are back for everything after the plan.
-    assert str(parse_settings({"active": "blue"}, "routing").test_cookie) == "test=true"
+    today = declared_defaults(ROOT / "Pulumi.yaml")
+    assert str(parse_settings({"active": "blue"}, "routing", defaults=today).test_cookie) == "test=true"
+
+
+def test_base_without_pulumi_yaml_at_that_ref_uses_todays_defaults(project, capsys):
+    (project / "Pulumi.yaml").unlink()
+    commit(project)
+    (project / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    code, report, _ = run_json(capsys, "--base", "HEAD", "--stack", "routing")
+    assert code == 0 and report["stacks"]["routing"]["changes"]["requests"] == []
+    assert "Pulumi.yaml at HEAD is missing or unreadable: the plan at HEAD uses today's defaults." in report["notes"]
+
+
+def test_a_pulumi_yaml_the_cli_cannot_read_refuses_every_stack_even_with_base(project, capsys):
+    commit(project)
+    (project / "Pulumi.yaml").write_text("name: bluegreen\n")
+    code, report, _ = run_json(capsys, "--base", "HEAD")
+    assert code == 1
+    assert {name: stack["error"] for name, stack in report["stacks"].items()} == dict.fromkeys(
+        ("blue", "green", "routing"), "Pulumi.yaml has no config: mapping of keys to their type, description and "
+                                      "default. Fix: restore it (git checkout -- Pulumi.yaml)")
 
 
 def test_refused_config_exits_1_with_the_programs_message(project, capsys):

@@ -6,14 +6,16 @@ from pathlib import Path
 import pulumi
 import pytest
 
+from components import program as program_module
 from components.children import child_options
 from components.contract import ColorOutputs, RoutingOutputs
 from scripts.bluegreen_tools.secret_values import SecretValue, mask, reveal
 from scripts.bluegreen_tools.stack_config import stack_file_config
 from components.routes import COLOR_HEADER, color_for
 from conftest import (
-    BLUE_STACK, GREEN_STACK, ROOT, ROUTING_STACK, assert_schema_valid, color_outputs, deployed, run_stack,
+    BLUE_STACK, DEFAULTS, GREEN_STACK, ROOT, ROUTING_STACK, assert_schema_valid, color_outputs, deployed, run_stack,
 )
+from scripts.bluegreen_tools.offline import run_program
 
 COLOR_OUTPUT_NAMES = set(ColorOutputs.names())
 SECRET = "s3cr3t-Pa55word-never-shown"
@@ -349,6 +351,31 @@ def test_config_and_secret_keys_are_read_as_the_cli_passes_them(monkeypatch):
     assert run.error is None, run.error
     assert run.outputs["replicas"] == 3 and run.outputs["release"] == "v9"
     assert reveal(run.one("Secret").inputs["stringData"]) == {"DB_PASSWORD": SECRET}
+
+
+def test_the_offline_engine_passes_pulumi_yaml_defaults_as_the_cli_does(monkeypatch):
+    read = program_module.read_config
+    seen = []
+    monkeypatch.setattr(program_module, "read_config", lambda: seen.append(read()) or seen[-1])
+    run = run_stack("blue", blue(port=8080))
+    assert run.error is None, run.error
+    [(raw, secret_keys)] = seen  # read once a run
+    # Every declared key, a default as its text; a key the stack sets keeps its value; objects have no default.
+    assert set(raw) == set(DEFAULTS) and secret_keys == frozenset()
+    assert (raw["replicas"], raw["allowLiveUpdate"], raw["hosts"], raw["testCookie"], raw["port"]) == (
+        "1", "false", '["*"]', "test=true", "8080")
+
+
+def test_the_program_runs_with_the_defaults_it_is_given():
+    # As the plan of a git ref runs it, with that ref's Pulumi.yaml: a stack at that default sets nothing.
+    then = {**DEFAULTS, "testCookie": "beta=1", "replicas": 2}
+    run = run_program("routing", {"active": "blue", "test": "green"}, stack_outputs=deployed(), defaults=then)
+    assert run.error is None, run.error
+    http = reveal(run.one("VirtualService").inputs)["spec"]["http"]
+    assert color_for(http, {"cookie": "beta=1"}) == "green" and color_for(http, {"cookie": "test=true"}) == "blue"
+    run = run_program("blue", blue(testCookie="beta=1"), defaults=then)
+    assert run.error is None, run.error
+    assert run.one("Deployment").inputs["spec"]["replicas"] == 2
 
 
 # --- the cluster itself is checked before a route changes (the tutorial's label check) -------------

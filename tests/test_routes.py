@@ -7,6 +7,7 @@ from components.routes import (
     request_for, select_route,
 )
 from components.settings import Cookie, parse_settings
+from conftest import DEFAULTS
 
 TUTORIAL_REGEX = "^(.*?;)?(test=true)(;.*)?$"
 
@@ -39,7 +40,7 @@ LACKS_TEST_COOKIE = [
 
 
 def routing(**config):
-    return parse_settings({"active": "blue", **config}, "routing")
+    return parse_settings({"active": "blue", **config}, "routing", defaults=DEFAULTS)
 
 
 def test_routes_come_in_istio_order_test_route_first():

@@ -6,29 +6,28 @@ import pytest
 import yaml
 
 from components.settings import (
-    COLOR_KEYS, COMMON_KEYS, DIGEST_HEX_LENGTHS, ISTIO_RESERVED_PORTS, OBJECT_KEYS, PROJECT_FILE, ROUTING_KEYS,
-    ColorSettings, RoutingSettings, SettingsError, parse_settings, project_defaults, show,
+    COLOR_KEYS, COMMON_KEYS, DIGEST_HEX_LENGTHS, ISTIO_RESERVED_PORTS, OBJECT_KEYS, ROUTING_KEYS,
+    ColorSettings, RoutingSettings, SettingsError, declared_defaults, parse_settings, show,
 )
-from scripts.bluegreen_tools.stack_config import config_text
+from conftest import DEFAULTS, ROOT
+from scripts.bluegreen_tools.stack_config import config_text, with_declared_defaults
 
 BLUE = {"color": "blue", "image": "registry.example.com/myapp:v1.2.0"}
 
 
 def refusal(config, stack="blue", secret_keys=frozenset()) -> str:
     with pytest.raises(SettingsError) as caught:
-        parse_settings(config, stack, secret_keys)
+        parse_settings(config, stack, secret_keys, defaults=DEFAULTS)
     return str(caught.value)
 
 
 def cli_config(**keys) -> dict:
     """Config as the Pulumi CLI passes it: every Pulumi.yaml default as text, then the stack's keys."""
-    config = {k: config_text(v) for k, v in project_defaults().items() if k not in OBJECT_KEYS}
-    config.update({k: config_text(v) for k, v in keys.items()})
-    return config
+    return with_declared_defaults({k: config_text(v) for k, v in keys.items()}, DEFAULTS)
 
 
 def test_pulumi_yaml_declares_every_key_with_type_and_description():
-    declared = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     keys = (COMMON_KEYS | COLOR_KEYS | ROUTING_KEYS) - set(OBJECT_KEYS)
     assert set(declared) == keys
     for key, spec in declared.items():
@@ -37,26 +36,54 @@ def test_pulumi_yaml_declares_every_key_with_type_and_description():
         assert "default" in spec, f"{key} has no default, so the CLI would require it on every stack"
     # The object keys the schema cannot type are still documented in the file.
     for key in OBJECT_KEYS:
-        assert key in PROJECT_FILE.read_text()
+        assert key in (ROOT / "Pulumi.yaml").read_text()
 
 
 def test_defaults_come_from_pulumi_yaml_when_the_cli_does_not_inject_them():
-    settings = parse_settings(BLUE, "blue")
+    settings = parse_settings(BLUE, "blue", defaults=DEFAULTS)
     assert isinstance(settings, ColorSettings)
     assert (settings.app, settings.namespace, settings.replicas, settings.port, settings.readiness_path) == (
         "myapp", "default", 1, 3000, "/ready")
     assert settings.release == "v1.2.0"  # the image tag
-    routing = parse_settings({"active": "blue"}, "routing")
+    routing = parse_settings({"active": "blue"}, "routing", defaults=DEFAULTS)
     assert isinstance(routing, RoutingSettings)
     assert routing.hosts == ("*",) and str(routing.test_cookie) == "test=true" and routing.test is None
     assert routing.color_stacks == {"blue": "organization/bluegreen/blue", "green": "organization/bluegreen/green"}
 
 
+def test_declared_defaults_are_those_of_the_project_file_given(tmp_path):
+    project_file = tmp_path / "Pulumi.yaml"
+    project_file.write_text("name: p\nconfig:\n  replicas:\n    type: integer\n    default: 2\n"
+                            "  hosts:\n    type: array\n    default: [a.example.com]\n")
+    assert declared_defaults(project_file) == {"replicas": 2, "hosts": ["a.example.com"]}
+    project_file.write_text("name: p\n")
+    with pytest.raises(SettingsError, match=r"^Pulumi.yaml has no config: .* \(git checkout -- Pulumi.yaml\)$"):
+        declared_defaults(project_file)
+    project_file.write_bytes(b"\xff\xfe")
+    with pytest.raises(SettingsError, match=r"^Pulumi.yaml cannot be read as the Pulumi project file: "):
+        declared_defaults(project_file)
+
+
+def test_a_key_at_its_default_is_not_set_since_the_cli_passes_every_default():
+    # A color stack may hold the routing key testCookie at its default, as the CLI passes it; not at another value.
+    assert isinstance(parse_settings({**BLUE, "testCookie": "test=true"}, "blue", defaults=DEFAULTS), ColorSettings)
+    assert "which is a color stack" in refusal({**BLUE, "testCookie": "beta=1"})
+    # Numbers, switches and lists are compared as data: the CLI passes them as JSON text.
+    routing = {"active": "blue", "replicas": "1", "allowLiveUpdate": "false", "hosts": '["*"]'}
+    assert isinstance(parse_settings(routing, "routing", defaults=DEFAULTS), RoutingSettings)
+    assert "which is the routing stack" in refusal({**routing, "replicas": "2"}, stack="routing")
+    # The default is the one given: with another Pulumi.yaml's, the same values swap roles.
+    then = {**DEFAULTS, "testCookie": "beta=1"}
+    assert isinstance(parse_settings({**BLUE, "testCookie": "beta=1"}, "blue", defaults=then), ColorSettings)
+    with pytest.raises(SettingsError, match="which is a color stack"):
+        parse_settings({**BLUE, "testCookie": "test=true"}, "blue", defaults=then)
+
+
 @pytest.mark.parametrize("keys,role", [(BLUE, ColorSettings), ({"active": "green", "test": "blue"}, RoutingSettings)])
 def test_config_as_the_cli_passes_it_with_injected_defaults_is_accepted(keys, role):
-    settings = parse_settings(cli_config(**keys), "s")
+    settings = parse_settings(cli_config(**keys), "s", defaults=DEFAULTS)
     assert isinstance(settings, role)
-    assert parse_settings(cli_config(**keys), "s") == parse_settings(keys, "s")
+    assert parse_settings(cli_config(**keys), "s", defaults=DEFAULTS) == parse_settings(keys, "s", defaults=DEFAULTS)
 
 
 def test_a_stack_with_both_roles_is_refused_with_the_fix():
@@ -113,11 +140,11 @@ def test_something_that_is_not_an_image_reference_is_refused(image):
     ("ghcr.io/org/myapp@sha256:0123456789abcdef" + "0" * 48, "0123456789ab"),
 ])
 def test_image_references_are_accepted_and_name_the_release(image, release):
-    assert parse_settings({"color": "blue", "image": image}, "blue").release == release
+    assert parse_settings({"color": "blue", "image": image}, "blue", defaults=DEFAULTS).release == release
 
 
 def test_an_explicit_release_overrides_the_tag_and_must_be_a_label_value():
-    assert parse_settings({**BLUE, "release": "build-42"}, "blue").release == "build-42"
+    assert parse_settings({**BLUE, "release": "build-42"}, "blue", defaults=DEFAULTS).release == "build-42"
     message = refusal({**BLUE, "release": "v1/2"})
     assert "bluegreen:release is 'v1/2'" in message and "label value" in message
 
@@ -142,7 +169,7 @@ def test_readiness_path_must_be_a_path():
 
 
 def test_env_values_from_yaml_become_text_and_bad_names_are_refused():
-    settings = parse_settings({**BLUE, "env": json.dumps({"DB_PORT": 5432, "DEBUG": False})}, "blue")
+    settings = parse_settings({**BLUE, "env": json.dumps({"DB_PORT": 5432, "DEBUG": False})}, "blue", defaults=DEFAULTS)
     assert settings.env == {"DB_PORT": "5432", "DEBUG": "false"}
     assert "variable name '1BAD'" in refusal({**BLUE, "env": json.dumps({"1BAD": "x"})})
     assert "must be an object" in refusal({**BLUE, "env": '["NODE_ENV"]'})
@@ -154,7 +181,7 @@ def test_secret_env_must_be_a_pulumi_secret_and_its_values_never_show():
     assert "stored in plain text" in message
     assert "pulumi config set --secret --path 'secretEnv.DB_PASSWORD' <value> -s blue" in message
     assert "hunter2" not in message
-    settings = parse_settings(config, "blue", frozenset({"secretEnv"}))
+    settings = parse_settings(config, "blue", frozenset({"secretEnv"}), defaults=DEFAULTS)
     assert settings.secret_env_names == ("DB_PASSWORD",)
     assert "hunter2" not in repr(settings)  # only the names are kept
     nested = {**BLUE, "secretEnv": json.dumps({"DB_PASSWORD": {"nested": "hunter2"}})}
@@ -202,13 +229,14 @@ def test_app_must_be_a_short_dns_label(app):
 
 
 def test_migrate_command_is_split_like_a_shell_would():
-    settings = parse_settings({**BLUE, "migrateCommand": "npm run migrate -- --schema 'my schema'"}, "blue")
+    settings = parse_settings({**BLUE, "migrateCommand": "npm run migrate -- --schema 'my schema'"}, "blue",
+                              defaults=DEFAULTS)
     assert settings.migrate_command == ("npm", "run", "migrate", "--", "--schema", "my schema")
     assert "cannot be split" in refusal({**BLUE, "migrateCommand": "npm run 'migrate"})
 
 
 def test_an_empty_number_or_switch_means_its_default():
-    settings = parse_settings({**BLUE, "replicas": "", "port": "", "allowLiveUpdate": ""}, "blue")
+    settings = parse_settings({**BLUE, "replicas": "", "port": "", "allowLiveUpdate": ""}, "blue", defaults=DEFAULTS)
     assert (settings.replicas, settings.port, settings.allow_live_update) == (1, 3000, False)
 
 
@@ -243,7 +271,7 @@ def test_a_host_istio_refuses_is_refused_with_the_rule(host, problem):
                                    ["a" * 63 + ".example.com"], ["shop.example.com", "shop.example.org"],
                                    ["*.example.com", "example.com"]])
 def test_hosts_istio_accepts_are_accepted(hosts):
-    assert parse_settings({**ROUTING, "hosts": json.dumps(hosts)}, "routing").hosts == tuple(hosts)
+    assert parse_settings({**ROUTING, "hosts": json.dumps(hosts)}, "routing", defaults=DEFAULTS).hosts == tuple(hosts)
 
 
 @pytest.mark.parametrize("hosts, pair", [
@@ -264,7 +292,8 @@ def test_a_test_cookie_whose_regex_istio_would_refuse_is_refused():
     message = refusal({**ROUTING, "test": "green", "testCookie": "!" * 500 + "=1"}, stack="routing")
     assert message.startswith("bluegreen:testCookie is '!!!!") and "would be 1028 characters" in message
     assert "longer than 1024" in message and "pulumi config set testCookie test=true -s routing" in message
-    parse_settings({**ROUTING, "test": "green", "testCookie": "!" * 498 + "=1"}, "routing")  # 1024: accepted
+    parse_settings({**ROUTING, "test": "green", "testCookie": "!" * 498 + "=1"}, "routing",
+                   defaults=DEFAULTS)  # 1024: accepted
 
 
 def test_a_test_token_that_makes_the_regex_too_long_is_refused_without_showing_it():
@@ -273,7 +302,8 @@ def test_a_test_token_that_makes_the_regex_too_long_is_refused_without_showing_i
     message = refusal(config, stack="routing", secret_keys=frozenset({"testToken"}))
     assert message.startswith("bluegreen:testToken is [secret]") and "longer than the 1024" in message
     assert token not in message and "a shorter cookie name" in message
-    assert parse_settings({**config, "testCookie": "test=1"}, "routing", frozenset({"testToken"})).test_token_set
+    assert parse_settings({**config, "testCookie": "test=1"}, "routing", frozenset({"testToken"}),
+                          defaults=DEFAULTS).test_token_set
 
 
 @pytest.mark.parametrize("port", sorted(ISTIO_RESERVED_PORTS))
@@ -284,7 +314,8 @@ def test_a_port_istios_sidecar_uses_is_refused(port):
 
 
 def test_ports_next_to_istios_are_accepted():
-    assert [parse_settings({**BLUE, "port": p}, "blue").port for p in ("14999", "15003", "15091")] == [14999, 15003, 15091]
+    assert [parse_settings({**BLUE, "port": p}, "blue", defaults=DEFAULTS).port
+            for p in ("14999", "15003", "15091")] == [14999, 15003, 15091]
 
 
 @pytest.mark.parametrize("digest, problem", [
@@ -305,7 +336,7 @@ def test_an_image_digest_of_the_wrong_length_or_algorithm_is_refused(digest, pro
 @pytest.mark.parametrize("algorithm, length", sorted(DIGEST_HEX_LENGTHS.items()))
 def test_digests_of_each_registered_algorithm_are_accepted(algorithm, length):
     image = f"myapp@{algorithm}:" + "0123456789abcdef" * (length // 16)
-    assert parse_settings({"color": "blue", "image": image}, "blue").release == "0123456789ab"
+    assert parse_settings({"color": "blue", "image": image}, "blue", defaults=DEFAULTS).release == "0123456789ab"
 
 
 @pytest.mark.parametrize("key, config", [

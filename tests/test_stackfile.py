@@ -9,7 +9,7 @@ import time
 import pytest
 
 from components import stackfile
-from scripts.bluegreen_tools.stack_config import UNDECRYPTED, stack_file_config
+from scripts.bluegreen_tools.stack_config import UNDECRYPTED, stack_file_config, with_declared_defaults
 from components.stackfile import StackFileError, load_yaml, stack_config
 
 
@@ -113,3 +113,11 @@ def test_a_byte_order_mark_and_an_empty_file_are_fine(tmp_path):
     assert config_of(tmp_path, "", "\ufeffconfig:\n  bluegreen:app: shop\n".encode())[0] == {"app": "shop"}
     assert config_of(tmp_path, "# nothing yet\n")[0] == {}
     assert stack_config("config:\n") == {} and load_yaml("") is None
+
+
+def test_declared_defaults_are_injected_as_text_as_the_cli_passes_them():
+    defaults = {"replicas": 1, "allowLiveUpdate": False, "hosts": ["*"], "testCookie": "test=true", "image": "",
+                "required": None}  # a key declared without a default: the CLI requires it, and injects nothing
+    assert with_declared_defaults({"replicas": "3", "env": "{}"}, defaults) == {
+        "replicas": "3", "env": "{}", "allowLiveUpdate": "false", "hosts": '["*"]', "testCookie": "test=true",
+        "image": ""}

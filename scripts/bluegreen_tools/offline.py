@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
-import runpy
+import os
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Mapping, Optional
 
 import pulumi
@@ -25,12 +27,10 @@ from pulumi.runtime.mocks import MockMonitor  # internal: subclassed to record U
 from pulumi.runtime.settings import set_root_resource  # internal: undo set_mocks' root stack; run_in_stack makes it
 
 from components.contract import ColorOutputs
-from components.settings import PROJECT
+from components.settings import PROJECT, declared_defaults
 
-from . import ROOT
 from .secret_values import SecretValue, reveal
-
-PROGRAM = ROOT / "__main__.py"
+from .stack_config import with_declared_defaults
 
 
 @dataclass(frozen=True)
@@ -157,17 +157,29 @@ class _Recorder(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def keys_in_environment() -> frozenset[str]:
+    """This project's keys handed to the program in PULUMI_CONFIG, the way the CLI's language host hands them
+    (a test may play it); they are set on the stack as much as those given to run_program."""
+    handed = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
+    return frozenset(key.partition(":")[2] for key in handed if key.startswith(PROJECT + ":"))
+
+
 def run_program(stack: str, config: Mapping[str, str], secret_keys: frozenset[str] = frozenset(),
                 stack_outputs: Optional[Mapping[str, Mapping[str, Any]]] = None,
                 deployments_ready: bool = True,
-                live_deployments: Optional[Mapping[str, Mapping[str, Any]]] = None) -> ProgramRun:
-    """Run __main__.py for one stack under the mock engine.
+                live_deployments: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                defaults: Optional[Mapping[str, Any]] = None) -> ProgramRun:
+    """Run the program for one stack under the mock engine, as __main__.py runs it under the CLI.
 
     `config` holds this stack's keys without the `bluegreen:` prefix, as text the way the engine
     passes them; `stack_outputs` maps a stack name to the outputs a StackReference to it reads;
     `live_deployments` maps `namespace/name` to the `release` and `readyReplicas` the cluster has
-    (by default, what the color stacks' outputs say).
+    (by default, what the color stacks' outputs say). `defaults` are Pulumi.yaml's (by default, the
+    program's own): injected into the config as the CLI injects them, and given to the program.
     """
+    from components.program import OWN_PROJECT_FILE, main  # here: plan.py's usage errors need no Kubernetes SDK
+
+    defaults = declared_defaults(OWN_PROJECT_FILE) if defaults is None else defaults
     mocks_impl = _KubernetesMocks(stack_outputs or {}, deployments_ready, live_deployments)
     run = ProgramRun(stack)
 
@@ -202,11 +214,14 @@ def run_program(stack: str, config: Mapping[str, str], secret_keys: frozenset[st
         pulumi.runtime.set_mocks(mock, project=PROJECT, stack=stack, preview=False, logger=logger,
                                  monitor=Monitor(mock))
         set_root_resource(None)  # run_in_stack makes the stack resource, as the CLI's host does
-        pulumi.runtime.set_all_config({f"{PROJECT}:{k}": v for k, v in config.items()},
+        # A key handed in the environment is set too: a default injected here would shadow it (the SDK reads this first)
+        handed = keys_in_environment()
+        passed = with_declared_defaults(config, {key: value for key, value in defaults.items() if key not in handed})
+        pulumi.runtime.set_all_config({f"{PROJECT}:{k}": v for k, v in passed.items()},
                                       [f"{PROJECT}:{k}" for k in secret_keys])
         try:
-            loop.run_until_complete(pulumi.runtime.run_in_stack(
-                lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
+            # What __main__.py does, with the defaults given: the plan at a git ref passes that ref's.
+            loop.run_until_complete(pulumi.runtime.run_in_stack(lambda: pulumi.run(partial(main, defaults))))
         except Exception as error:  # noqa: BLE001 - the caller decides what a refusal means
             run.error = error
     finally:

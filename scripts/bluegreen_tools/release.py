@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 from components.contract import ColorOutputs, RoutingOutputs
 from components.guards import Unroutable, unroutable
-from components.settings import COLORS, Cookie, other_color, parse_cookie, project_defaults
+from components.settings import COLORS, Cookie, declared_defaults, other_color, parse_cookie
 
 from . import ROOT, smoke_test  # ROOT: every pulumi command runs in the Pulumi project
 from .cli import (EXIT_OK, SIGNALS, Failure, Interrupted, add_secret, log, printable, redact, result_line, run_main,
@@ -695,7 +695,8 @@ def read_test_cookie(args: argparse.Namespace) -> tuple[Cookie, str]:
         return args.cookie, f"{args.cookie.name}=[secret]"
     stack = args.routing_stack
     with step("read the test cookie"):
-        text = pulumi_get("config", "get", "testCookie", "-s", stack) or project_defaults()["testCookie"]
+        text = (pulumi_get("config", "get", "testCookie", "-s", stack)
+                or declared_defaults(ROOT / "Pulumi.yaml")["testCookie"])
         cookie = parse_cookie(text, lambda problem: Failure(f"testCookie {printable(text, 60)!r} on stack {stack}: "
                                                             f"{problem}"))
         token = os.environ.get("BLUEGREEN_TEST_TOKEN") or pulumi_get("config", "get", "testToken", "-s", stack)

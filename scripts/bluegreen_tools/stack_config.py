@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from components.settings import PROJECT
 from components.stackfile import StackFileError, read_text, stack_config
@@ -22,6 +22,14 @@ def config_text(value: Any) -> str:
     if isinstance(value, (int, float)):
         return str(value)
     return json.dumps(value, allow_nan=False)
+
+
+def with_declared_defaults(config: Mapping[str, str], defaults: Mapping[str, Any]) -> dict[str, str]:
+    """A stack's config as the CLI passes it to the program: the stack's keys, and the default of every other key
+    Pulumi.yaml declares (`defaults`, from components/settings.declared_defaults), as text. A key declared without
+    a default is one the CLI requires of the stack, so it has nothing to inject."""
+    injected = {key: config_text(value) for key, value in defaults.items() if value is not None and key not in config}
+    return {**injected, **config}
 
 
 def _without_secure(value: Any) -> tuple[Any, bool]:

@@ -3,13 +3,13 @@
     python scripts/plan.py [--stack NAME ...] [--config-file FILE] [--set KEY=VALUE ...]
                            [--base GIT_REF] [--out DIR] [--format text|markdown|json]
 
-Runs the real program (__main__.py) for each stack under Pulumi's mock engine
+Runs the real program (main, as __main__.py runs it) for each stack under Pulumi's mock engine
 (scripts/bluegreen_tools/offline.py): no cluster, no cloud credentials, no Pulumi CLI. Config comes from
-Pulumi.yaml's defaults and Pulumi.<stack>.yaml; values stored as secrets cannot be decrypted
-offline and are planned as "[secret]". A StackReference reads the local stack file of the stack it
-names, planned here: the routing stack reads the color stacks' outputs (their pods' readiness is
-assumed, and the output says so); a color stack reads the routing stack from its file, or, with
---base, as it is at that ref (what is live before the merge).
+Pulumi.<stack>.yaml and Pulumi.yaml's defaults, injected as the CLI injects them; values stored as
+secrets cannot be decrypted offline and are planned as "[secret]". A StackReference reads the local
+stack file of the stack it names, planned here: the routing stack reads the color stacks' outputs
+(their pods' readiness is assumed, and the output says so); a color stack reads the routing stack
+from its file, or, with --base, as it is at that ref (what is live before the merge).
 
 Exit status: 0 the plan is valid; 1 the program would refuse a stack's config (its message is
 printed); 2 bad usage (including an --out it cannot write); 3 an internal error (a bug: one line, no
@@ -30,13 +30,15 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
+from components.settings import SettingsError, declared_defaults
+
 from .. import ROOT
 from ..secret_values import SECRET_PLACEHOLDER
 from .diff import stack_report
 from .errors import InternalError, UsageError, one_line
 from .render import FORMATS, plural, prepare_out, render_report, write_manifests
 from .render import GENERATED, MARKER  # noqa: F401 - what CI and the tests know plan.py's output by
-from .simulate import (GitRef, StackConfig, StackPlan, http_routes_of, plan_stacks, project_defaults_at,
+from .simulate import (GitRef, StackConfig, StackPlan, defaults_at, http_routes_of, plan_stacks, refused_for,
                        stack_name_problem, stack_names, with_overrides, working_tree_configs)
 
 EXIT_VALID, EXIT_REFUSED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -110,23 +112,27 @@ def make_report(args: argparse.Namespace, secrets: Optional[set[str]] = None) ->
         configs[name] = with_overrides(configs.get(name, StackConfig(name, f"Pulumi.{name}.yaml")),
                                        args.config_file, args.assignments)
     secrets.update(secret_values(configs.values()))
+    try:  # the planned project's Pulumi.yaml, as the CLI reads it before it runs any stack
+        defaults, unreadable = declared_defaults(ROOT / "Pulumi.yaml"), None
+    except SettingsError as error:
+        defaults, unreadable = {}, str(error)
+    configs = refused_for(configs, unreadable)
 
     notes: list[str] = []
     before: dict[str, StackPlan] = {}
     with tempfile.TemporaryDirectory(prefix="bluegreen-plan-") as workdir:
         if args.base:
             ref = GitRef(args.base, Path(workdir), ROOT)
-            base_configs = ref.configs()
+            base_configs = refused_for(ref.configs(), unreadable)
             secrets.update(secret_values(base_configs.values()))
-            with project_defaults_at(ref.file("Pulumi.yaml"), notes, args.base):
-                before = plan_stacks(base_configs)
+            before = plan_stacks(base_configs, defaults_at(ref.file("Pulumi.yaml"), defaults, notes, args.base))
             if ref.differs("__main__.py", "components"):
                 notes.append(f"The program's code changed since {args.base}; both plans run today's code, so the "
                              f"changes listed are those of the config only.")
             gone = sorted(set(base_configs) - set(configs))
             notes += [f"Stack {name} has a file at {args.base} but none now; its objects stay in the cluster "
                       f"until pulumi destroy -s {name}." for name in gone]
-        plans = plan_stacks(configs, before if args.base else None, args.base or "")
+        plans = plan_stacks(configs, defaults, before if args.base else None, args.base or "")
     for planned in [*plans.values(), *before.values()]:
         planned.problem  # noqa: B018 - raises InternalError for a program bug, even in a stack not shown
     shown = chosen or sorted(plans, key=lambda name: not http_routes_of(plans[name]))  # the routes first

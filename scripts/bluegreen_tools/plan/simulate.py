@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import re
 import subprocess
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from pulumi import RunError
 
-from components import settings as settings_module
 from components.contract import ColorOutputs, RoutingOutputs
-from components.settings import COLORS, PROJECT, ColorSettings, RoutingSettings, SettingsError, parse_settings
+from components.settings import (COLORS, PROJECT, ColorSettings, RoutingSettings, SettingsError, declared_defaults,
+                                 parse_settings)
 from components.stackfile import StackFileError
 
 from ..offline import ProgramRun, generated_name, run_program
@@ -187,49 +186,41 @@ class GitRef:
                 for stack, name in sorted(stack_names(names).items())}
 
 
-@contextmanager
-def project_defaults_at(project_file: Optional[Path], notes: list[str], ref: str) -> Iterator[None]:
-    """Plan with Pulumi.yaml's defaults as they are at `ref`.
+def refused_for(configs: Mapping[str, StackConfig], unreadable: Optional[str]) -> dict[str, StackConfig]:
+    """The stacks as they are or, when Pulumi.yaml cannot be read (`unreadable` says why), each refused with why:
+    the CLI runs no stack of such a project."""
+    if unreadable is None:
+        return dict(configs)
+    return {name: replace(config, problem=config.problem or one_line(unreadable)) for name, config in configs.items()}
 
-    The program reads the defaults itself (components/settings.project_defaults); this swaps in the
-    ref's for the keys the ref declares. Keys only the working tree declares keep today's defaults.
-    """
-    current = settings_module.project_defaults()
+
+def defaults_at(project_file: Optional[Path], current: Mapping[str, Any], notes: list[str], ref: str) -> dict[str, Any]:
+    """Pulumi.yaml's defaults as they are at `ref` (`project_file`, copied out of it), to plan the ref with.
+
+    Keys only the working tree declares keep today's defaults (`current`), and so does every key when the
+    ref's Pulumi.yaml is missing or unreadable."""
     at_ref = None
     if project_file is not None:
-        saved = settings_module.PROJECT_FILE
-        settings_module.PROJECT_FILE = project_file
-        settings_module.project_defaults.cache_clear()
         try:
-            at_ref = settings_module.project_defaults()
+            at_ref = declared_defaults(project_file)
         except SettingsError:
             pass
-        finally:
-            settings_module.PROJECT_FILE = saved
-            settings_module.project_defaults.cache_clear()
     if at_ref is None:
         notes.append(f"Pulumi.yaml at {ref} is missing or unreadable: the plan at {ref} uses today's defaults.")
     merged = {**current, **(at_ref or {})}
-    if merged == current:
-        yield
-        return
-    notes.append(f"Pulumi.yaml's defaults changed since {ref}: the plan at {ref} uses the defaults it had then.")
-    original = settings_module.project_defaults
-    settings_module.project_defaults = lambda: merged
-    try:
-        yield
-    finally:
-        settings_module.project_defaults = original
+    if merged != current:
+        notes.append(f"Pulumi.yaml's defaults changed since {ref}: the plan at {ref} uses the defaults it had then.")
+    return merged
 
 
 # ---------------------------------------------------------------- planning
 
 
-def _settings(config: StackConfig):
+def _settings(config: StackConfig, defaults: Mapping[str, Any]):
     if config.problem:
         return None
     try:
-        return parse_settings(config.raw, config.stack, config.secret_keys)
+        return parse_settings(config.raw, config.stack, config.secret_keys, defaults=defaults)
     except SettingsError:
         return None  # the program's run reports it, with the same message
 
@@ -242,16 +233,17 @@ def _local_stack(reference: str, candidates: list[str]) -> Optional[str]:
     return candidates[0] if len(candidates) == 1 else None
 
 
-def plan_stacks(configs: Mapping[str, StackConfig], live: Optional[Mapping[str, StackPlan]] = None,
-                live_label: str = "") -> dict[str, StackPlan]:
+def plan_stacks(configs: Mapping[str, StackConfig], defaults: Mapping[str, Any],
+                live: Optional[Mapping[str, StackPlan]] = None, live_label: str = "") -> dict[str, StackPlan]:
     """Plan every stack: color stacks first, as the release cycle deploys them, then the routing stack.
 
+    `defaults`: Pulumi.yaml's, as the CLI would inject them (components/settings.declared_defaults).
     `live`: the plan at the base ref, standing for what is deployed before the change. A color stack
     reads the routing stack from it (the live color); without it, from the routing stack's file. The
     routing stack reads each color stack as planned here, or, when that color's proposed config is
     refused, as it is in `live` (a refused update changes nothing).
     """
-    plans = {name: StackPlan(config, _settings(config)) for name, config in configs.items()}
+    plans = {name: StackPlan(config, _settings(config, defaults)) for name, config in configs.items()}
     color_stacks: dict[str, str] = {}  # color -> the local stack of that color (the one named after it first)
     for name, plan in sorted(plans.items(), key=lambda item: item[0] != item[1].color):
         if plan.color in COLORS:
@@ -307,7 +299,8 @@ def plan_stacks(configs: Mapping[str, StackConfig], live: Optional[Mapping[str, 
                 references[reference] = color_outputs(reference, color, plan.notes)
                 plan.releases[color] = ColorOutputs.read(references[reference]).release
         if not plan.config.problem:
-            plan.run = run_program(name, plan.config.raw, plan.config.secret_keys, references, deployments_ready=True)
+            plan.run = run_program(name, plan.config.raw, plan.config.secret_keys, references, deployments_ready=True,
+                                   defaults=defaults)
             plan.notes.extend(f"The program warned: {warning}" for warning in plan.run.warnings)
     return plans
 
