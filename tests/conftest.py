@@ -128,11 +128,19 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return 2 if e2e_deselected or e2e_unavailable() else E2E_WORKERS
 
 
+# Then the unit modules: a worker takes its next module while its last e2e scenario still runs (xdist hands out
+# more work when two tests are left), so the quick ones come first, to wait there; then the longest first, for
+# the workers that are free to share them and end together. A module not named here runs last.
+UNIT_MODULE_ORDER = ("test_settings.py", "test_entry_points.py", "test_policy.py", "test_workflows.py",
+                     "test_stackfile.py", "test_faults_release.py", "test_fuzz_config.py", "test_plan.py",
+                     "test_smoke_test.py", "test_fault_matrix.py", "test_release.py", "test_hardening.py",
+                     "test_program.py", "test_sandbox.py", "test_routes.py", "test_schemas.py")
+RUN_ORDER = E2E_MODULE_ORDER + UNIT_MODULE_ORDER
+
+
 def run_order(item) -> int:
-    path = item.nodeid.split("::")[0].split("/")
-    if "e2e" not in path:
-        return len(E2E_MODULE_ORDER) + 1
-    return E2E_MODULE_ORDER.index(path[-1]) if path[-1] in E2E_MODULE_ORDER else len(E2E_MODULE_ORDER)
+    module = item.nodeid.split("::")[0].split("/")[-1]
+    return RUN_ORDER.index(module) if module in RUN_ORDER else len(RUN_ORDER)
 
 
 def pytest_collection_modifyitems(config, items):

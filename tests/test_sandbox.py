@@ -163,19 +163,25 @@ def test_an_unknown_subset_leaves_no_upstream_and_no_route_is_a_404():
                    "/").status == 404
 
 
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pki")
+    sandbox.make_certificates(folder)  # RSA keys: made once for the module
+    return folder
+
+
 @pytest.mark.parametrize("namespace, prefix", [(None, ""), ("shop", "/namespaces/shop")])
-def test_a_gateway_given_a_namespace_reads_that_namespace_only(tmp_path, namespace, prefix):
+def test_a_gateway_given_a_namespace_reads_that_namespace_only(tmp_path, pki, namespace, prefix):
     asked = []
 
     def api_server(path, headers):
         asked.append(path)
         return 200, {"content-type": "application/json"}, b'{"items": []}'
 
-    sandbox.make_certificates(tmp_path)
     with serve(api_server) as url:
         kubeconfig = tmp_path / "kubeconfig"
         kubeconfig.write_text(json.dumps({"clusters": [{"cluster": {
-            "server": url, "certificate-authority": str(tmp_path / "ca.crt")}}], "users": [{"user": {"token": "t"}}]}))
+            "server": url, "certificate-authority": str(pki / "ca.crt")}}], "users": [{"user": {"token": "t"}}]}))
         sandbox_gateway.Cluster(kubeconfig, namespace).refresh()
     istio = "/apis/networking.istio.io/v1"
     assert sorted(asked) == sorted([f"{istio}{prefix}/gateways", f"{istio}{prefix}/virtualservices",
@@ -202,8 +208,9 @@ def test_the_language_host_bridge_gives_the_old_host_the_policy_packs_folder():
     assert sandbox_langhost.mend("Run", b"\x0a\x01x") == b"\x0a\x01x"  # every other call goes byte for byte
 
 
-def test_every_e2e_module_has_its_place_in_the_run_order():
-    """tests/conftest.py hands the e2e modules to the workers slowest first; a module left out would run last."""
-    from conftest import E2E_MODULE_ORDER
+def test_every_test_module_has_its_place_in_the_run_order():
+    """tests/conftest.py hands the modules to the workers in a planned order; a module left out would run last."""
+    from conftest import E2E_MODULE_ORDER, UNIT_MODULE_ORDER
 
     assert sorted(E2E_MODULE_ORDER) == sorted(path.name for path in (ROOT / "tests" / "e2e").glob("test_*.py"))
+    assert sorted(UNIT_MODULE_ORDER) == sorted(path.name for path in (ROOT / "tests").glob("test_*.py"))
