@@ -113,12 +113,18 @@ def pytest_unconfigure(config):
         shutil.rmtree(shared, ignore_errors=True)
 
 
-# The e2e modules before the unit tier, in the order xdist hands whole modules to the workers (pytest.ini:
-# --no-loadscope-reorder): one to each worker, then one more to each at once (a worker always holds two), so
-# the four longest come first and the rest pair with them, shortest with longest, for the workers to end together.
-E2E_MODULE_ORDER = ("test_guards.py", "test_ci_files.py", "test_release_faults.py", "test_release_stopped.py",
-                    "test_policy_pack.py", "test_quickstart.py", "test_cli_contract.py", "test_release_cycle.py")
+# The order in which the workers take whole modules (pytest.ini: --dist loadfile, --no-loadscope-reorder):
+# the e2e modules first, longest first (measured), each to the next free worker, for the workers to end together.
+E2E_MODULE_ORDER = ("test_guards.py", "test_release_faults.py", "test_ci_files.py", "test_release_stopped.py",
+                    "test_release_cycle.py", "test_cli_contract.py", "test_quickstart.py", "test_policy_pack.py")
 E2E_WORKERS = 4  # the e2e scenarios leave the cores idle a third of the time, waiting on the cluster
+# Then the unit modules: the quick ones first, which a worker holds while its last e2e scenario runs (see
+# HoldQuickWork), then the longest first, for the free workers to share. A module not named here runs last.
+UNIT_MODULE_ORDER = ("test_settings.py", "test_entry_points.py", "test_policy.py", "test_workflows.py",
+                     "test_stackfile.py", "test_routes.py", "test_schemas.py", "test_sandbox.py", "test_program.py",
+                     "test_faults_release.py", "test_fuzz_config.py", "test_plan.py", "test_fault_matrix.py",
+                     "test_release.py", "test_hardening.py", "test_smoke_test.py")
+RUN_ORDER = E2E_MODULE_ORDER + UNIT_MODULE_ORDER
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
@@ -128,14 +134,25 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return 2 if e2e_deselected or e2e_unavailable() else E2E_WORKERS
 
 
-# Then the unit modules: a worker takes its next module while its last e2e scenario still runs (xdist hands out
-# more work when two tests are left), so the quick ones come first, to wait there; then the longest first, for
-# the workers that are free to share them and end together. A module not named here runs last.
-UNIT_MODULE_ORDER = ("test_settings.py", "test_entry_points.py", "test_policy.py", "test_workflows.py",
-                     "test_stackfile.py", "test_faults_release.py", "test_fuzz_config.py", "test_plan.py",
-                     "test_smoke_test.py", "test_fault_matrix.py", "test_release.py", "test_hardening.py",
-                     "test_program.py", "test_sandbox.py", "test_routes.py", "test_schemas.py")
-RUN_ORDER = E2E_MODULE_ORDER + UNIT_MODULE_ORDER
+def pytest_xdist_make_scheduler(config, log):
+    """xdist gives a worker its next module when two of its tests are left (it must know the next test to
+    run the last), so a worker whose last e2e scenario runs for minutes would hold the next module, e2e or
+    not, all that time. HoldQuickWork gives such a worker the first unit module in the queue instead: the
+    quick ones wait there, the long ones go to free workers."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class HoldQuickWork(LoadFileScheduling):
+        def _assign_work_unit(self, node) -> None:
+            running_e2e = any("/e2e/" in scope and not all(tests.values())
+                              for scope, tests in self.assigned_work.get(node, {}).items())
+            unit = next((scope for scope in self.workqueue if "/e2e/" not in scope), None)
+            if running_e2e and unit is not None:
+                self.workqueue.move_to_end(unit, last=False)  # xdist takes the queue's first
+            super()._assign_work_unit(node)
+
+    return HoldQuickWork(config, log)
 
 
 def run_order(item) -> int:
