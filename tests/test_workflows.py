@@ -389,7 +389,7 @@ def test_the_queue_check_is_not_vacuous():
 # ---------------------------------------------------------------- supply chain
 
 LOCKS = {"requirements.txt": "requirements.lock", "requirements-dev.txt": "requirements-dev.lock",
-         "policy/requirements.txt": "policy/requirements.lock"}
+         "policy/requirements.txt": "policy/requirements.lock", ".ci/requirements.txt": ".ci/requirements.lock"}
 SHA = re.compile(r"[0-9a-f]{40}")
 
 

@@ -8,6 +8,7 @@ that version, so `pip install --require-hashes -r <lock>` installs exactly what 
     requirements.txt         -> requirements.lock         (the program, the release scripts)
     requirements-dev.txt     -> requirements-dev.lock     (plus the tests; what CI installs)
     policy/requirements.txt  -> policy/requirements.lock  (the policy pack's own virtualenv)
+    .ci/requirements.txt     -> .ci/requirements.lock     (uv, which .ci/run installs the dev lock with)
 
 Run it with Python 3.11, the version CI runs (a dependency may depend on the Python version). Edit a
 requirements*.txt, run this, commit both. `--check` only reports whether the locks match their inputs
@@ -31,7 +32,8 @@ from . import ROOT
 PIP_TOOLS = "7.6.2"
 PYTHON = (3, 11)
 DEV = ("requirements-dev.txt", "requirements-dev.lock")  # first: it holds every package the others do
-LOCKS = (DEV, ("requirements.txt", "requirements.lock"), ("policy/requirements.txt", "policy/requirements.lock"))
+LOCKS = (DEV, ("requirements.txt", "requirements.lock"), ("policy/requirements.txt", "policy/requirements.lock"),
+         (".ci/requirements.txt", ".ci/requirements.lock"))
 COMMAND = "python scripts/lock.py"
 
 

@@ -94,12 +94,12 @@ def project(sandbox_env, tmp_path) -> Project:
     project.cleanup()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def released(sandbox_env, tmp_path_factory) -> Released:
-    """One released project per module: its scenarios each run in a copy of it (`live`)."""
-    released = Released.deploy(tmp_path_factory.mktemp("released") / "project", sandbox_env)
-    yield released
-    released.project.cleanup()
+    """One released project per worker, for the modules it runs: their scenarios each run in a copy of it
+    (`live`), after the cluster is put back to it. A module with its own sandbox deploys its own."""
+    with Released.deployed(tmp_path_factory.mktemp("released") / "project", sandbox_env) as released:
+        yield released
 
 
 @pytest.fixture

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import requests
 
@@ -40,6 +42,16 @@ class Released:
         project.pulumi("config", "set", "migrateCommand", "npm run migrate", "-s", "green")
         project.up("green")
         return cls(project)
+
+    @classmethod
+    @contextmanager
+    def deployed(cls, folder: Path, sandbox_env: dict[str, str]) -> Iterator["Released"]:
+        """A released project for the block; its namespace deleted after it."""
+        released = cls.deploy(folder, sandbox_env)
+        try:
+            yield released
+        finally:
+            released.project.cleanup()
 
     def copy(self, folder: Path) -> Project:
         """A throwaway copy of the released project, with the cluster put back to it first: each stack the

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.released_project import SETTLE, default_route, lock, release, route_names, through_gateway
+from e2e.released_project import SETTLE, Released, default_route, lock, release, route_names, through_gateway
 from e2e.sandbox_project import Project
 from scripts import sandbox as sandbox_script
 
@@ -22,6 +22,12 @@ from scripts import sandbox as sandbox_script
 def sandbox_env(private_sandbox_env):
     """A sandbox of this module's own: a scenario here stops the API server, which the shared one must not see."""
     return private_sandbox_env
+
+
+@pytest.fixture(scope="module")
+def released(sandbox_env, tmp_path_factory) -> Released:
+    with Released.deployed(tmp_path_factory.mktemp("released") / "project", sandbox_env) as released:
+        yield released
 
 
 class Watched:
