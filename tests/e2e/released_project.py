@@ -27,6 +27,9 @@ class Released:
     stacks the last scenario changed (in its copy, and so in the cluster, which all copies share)."""
 
     project: Project
+    # green's migration Job and Deployment as the deploy left them (later scenarios may run the Job again)
+    first_migration: dict = field(default_factory=dict)
+    first_rollout: dict = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
 
     @classmethod
@@ -41,7 +44,7 @@ class Released:
         project.up("routing")
         project.pulumi("config", "set", "migrateCommand", "npm run migrate", "-s", "green")
         project.up("green")
-        return cls(project)
+        return cls(project, project.get("job", "myapp-green-migrate"), project.get("deployment", "myapp-green"))
 
     @classmethod
     @contextmanager

@@ -9,10 +9,9 @@ import sys
 from e2e.released_project import SETTLE, default_route, lock, release, route_names, through_gateway
 
 
-def test_the_seeds_cycle_promote_status_rollback_and_decommission(live):
-    job = live.get("job", "myapp-green-migrate")
+def test_the_seeds_cycle_promote_status_rollback_and_decommission(released, live):
+    job, deployment = released.first_migration, released.first_rollout  # green's first deploy: migrate, then roll out
     assert job["status"]["succeeded"] == 1
-    deployment = live.get("deployment", "myapp-green")
     assert deployment["metadata"]["creationTimestamp"] >= job["status"]["completionTime"]
 
     answer = through_gateway(live, "/ready")
