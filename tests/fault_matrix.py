@@ -330,7 +330,8 @@ def cases() -> list[Case]:
 _memo: dict[str, object] = {}
 
 
-def _memoized(real):
+def memoized(real):
+    """run_program, with a run whose inputs an earlier run had taken from the memo: the program is deterministic."""
     def run(stack, config, secret_keys=frozenset(), stack_outputs=None, deployments_ready=True, live=None,
             defaults=None):
         key = json.dumps([stack, sorted(config.items()), sorted(secret_keys), reveal(stack_outputs or {}),
@@ -338,6 +339,7 @@ def _memoized(real):
         if key not in _memo:
             _memo[key] = real(stack, config, secret_keys, stack_outputs, deployments_ready, live, defaults)
         return _memo[key]
+    run.__wrapped__ = real
     return run
 
 
@@ -360,7 +362,7 @@ def run_case(case: Case, directory: Path) -> Outcome:
     out, err = io.StringIO(), io.StringIO()
     saved = plan.ROOT, simulate.run_program
     plan.ROOT = directory  # plan.py reads the case's Pulumi.yaml there, its own or a copy of the real one
-    simulate.run_program = saved[1] if case.inject else _memoized(saved[1])  # an injected bug is not in the memo's key
+    simulate.run_program = saved[1] if case.inject else memoized(saved[1])  # an injected bug is not in the memo's key
     try:
         with contextlib.ExitStack() as stack:
             if case.inject:
