@@ -10,9 +10,10 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Optional
 
 import requests
+import yaml
 
 from e2e.sandbox_project import Project, make_project
 
@@ -67,9 +68,30 @@ class Released:
         return project
 
     def done(self, project: Project, start: dict[str, bytes]) -> None:
-        """After a scenario in `project`: remember what it changed; drop the app stand-ins' behaviours."""
-        self.changed = {stack for stack in STACKS if project.fingerprint(stack) != start[stack]}
+        """After a scenario in `project`: remember what it changed; drop the app stand-ins' behaviours.
+
+        A stack the scenario updated but put back (a promote that failed and restored the routes) is not
+        changed: its last update succeeded with the released config and declared what the release declared,
+        so the cluster holds the released objects, and putting them back would cost an update for nothing."""
+        self.changed = {stack for stack in STACKS if project.fingerprint(stack) != start[stack]
+                        and desired_state(project, stack) != desired_state(self.project, stack)}
         shutil.rmtree(Path(project.env["BLUEGREEN_SANDBOX"]) / "apps" / project.namespace, ignore_errors=True)
+
+
+def desired_state(project: Project, stack: str) -> Optional[tuple[Any, dict[str, Any]]]:
+    """The stack's config and the inputs of every object it manages, as its last update left them; None when
+    that update did not succeed or left an operation pending (the cluster may then hold anything)."""
+    history = project.backend / ".pulumi" / "history" / "bluegreen" / stack
+    updates = sorted(history.glob(f"{stack}-*.history.json"), key=lambda path: int(path.name.split("-")[-1].split(".")[0]))
+    if not updates or json.loads(updates[-1].read_text()).get("result") != "succeeded":
+        return None
+    latest = json.loads((project.backend / ".pulumi" / "stacks" / "bluegreen" / f"{stack}.json").read_text())
+    latest = latest["checkpoint"]["latest"]
+    if latest.get("pending_operations"):
+        return None
+    config = yaml.safe_load((project.folder / f"Pulumi.{stack}.yaml").read_text())
+    return config, {resource["urn"]: resource.get("inputs") for resource in latest.get("resources") or []
+                    if not resource.get("external")}
 
 
 def release(project: Project, *args: str, check: bool = False, env=None):
