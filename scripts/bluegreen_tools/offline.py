@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Mapping, Optional
@@ -207,26 +208,36 @@ def run_program(stack: str, config: Mapping[str, str], secret_keys: frozenset[st
     logger = logging.getLogger(f"{PROJECT}.offline")
     logger.propagate = False
     logger.handlers = [recorder]
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        mock = Mocks()
-        pulumi.runtime.set_mocks(mock, project=PROJECT, stack=stack, preview=False, logger=logger,
-                                 monitor=Monitor(mock))
-        set_root_resource(None)  # run_in_stack makes the stack resource, as the CLI's host does
-        # A key handed in the environment is set too: a default injected here would shadow it (the SDK reads this first)
-        handed = keys_in_environment()
-        passed = with_declared_defaults(config, {key: value for key, value in defaults.items() if key not in handed})
-        pulumi.runtime.set_all_config({f"{PROJECT}:{k}": v for k, v in passed.items()},
-                                      [f"{PROJECT}:{k}" for k in secret_keys])
+
+    def run_engine() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         try:
-            # What __main__.py does, with the defaults given: the plan at a git ref passes that ref's.
-            loop.run_until_complete(pulumi.runtime.run_in_stack(lambda: pulumi.run(partial(main, defaults))))
-        except Exception as error:  # noqa: BLE001 - the caller decides what a refusal means
-            run.error = error
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
+            mock = Mocks()
+            pulumi.runtime.set_mocks(mock, project=PROJECT, stack=stack, preview=False, logger=logger,
+                                     monitor=Monitor(mock))
+            set_root_resource(None)  # run_in_stack makes the stack resource, as the CLI's host does
+            # A key handed in the environment is set too: a default injected here would shadow it (the SDK reads
+            # this first)
+            handed = keys_in_environment()
+            passed = with_declared_defaults(config, {key: value for key, value in defaults.items()
+                                                     if key not in handed})
+            pulumi.runtime.set_all_config({f"{PROJECT}:{k}": v for k, v in passed.items()},
+                                          [f"{PROJECT}:{k}" for k in secret_keys])
+            try:
+                # What __main__.py does, with the defaults given: the plan at a git ref passes that ref's.
+                loop.run_until_complete(pulumi.runtime.run_in_stack(lambda: pulumi.run(partial(main, defaults))))
+            except Exception as error:  # noqa: BLE001 - the caller decides what a refusal means
+                run.error = error
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+
+    # In a thread of its own, as the program runs in a process of its own under the CLI: the SDK walks the whole
+    # stack at every resource it registers (to record where it was declared), and the caller's frames (a test
+    # runner's dozens) would be walked too; the SDK's context variables (its config) start empty there too.
+    with ThreadPoolExecutor(1, thread_name_prefix="offline-engine") as engine:
+        engine.submit(run_engine).result()
     run.resources = mocks_impl.declared
     run.read = mocks_impl.read
     run.warnings = recorder.messages
