@@ -45,8 +45,7 @@ else:  # run as a file, with scripts/ first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ROOT / "sandbox"  # one Go module per group of pieces: the pins
-BRIDGE = ROOT / "scripts" / "sandbox_langhost.py"  # becomes bin/pulumi-language-python
-RECIPE = "3"  # bump when the build steps below change what they produce
+RECIPE = "4"  # bump when the build steps below change what they produce
 BUILD_TIMEOUT = 45 * 60  # seconds for one `go build`; the largest piece took 11.5 min cold on 2 cores
 START_TIMEOUT = 120.0  # seconds for one component to become ready (a loaded 2-core machine has needed over 60)
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
@@ -86,6 +85,11 @@ class Piece:
     gcflags: str = "all=-l -dwarf=false"
 
 
+# The CLI keeps Go's inlining: it starts hundreds of times in a test run, and its start-up is most of what a short
+# command costs.
+OPTIMIZED = "all=-dwarf=false"
+
+
 def pieces() -> tuple[Piece, ...]:
     """What `build` makes, with the version each binary reports, from the pins."""
     cli = module_version("engine", "github.com/pulumi/pulumi/pkg/v3")
@@ -96,7 +100,9 @@ def pieces() -> tuple[Piece, ...]:
     major, minor = kube.lstrip("v").split(".")[:2]
     sdk_version = "github.com/pulumi/pulumi/sdk/v3/go/common/version.Version"
     return (
-        Piece("Pulumi CLI", "engine", ("github.com/pulumi/pulumi/pkg/v3/cmd/pulumi",), (f"-X {sdk_version}={cli}",)),
+        # With the CLI, from its module: the bridge in front of the language host (sandbox/engine/bridge says why)
+        Piece("Pulumi CLI", "engine", ("github.com/pulumi/pulumi/pkg/v3/cmd/pulumi", "./bridge"),
+              (f"-X {sdk_version}={cli}",), gcflags=OPTIMIZED),
         Piece("Python language host", "langhost", ("github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python",),
               (f"-X {sdk_version}={module_version('langhost', 'github.com/pulumi/pulumi/sdk/v3')}",)),
         Piece("pulumi-kubernetes provider", "provider", (".",),
@@ -141,9 +147,9 @@ def go(args: Sequence[str], cwd: Path, timeout: float = 600) -> str:
 
 
 def build_key() -> str:
-    """What the build depends on: the modules' files, the Python pins, this recipe, each piece's flags,
-    the language host's bridge, how the assets are made (kwok's stages) and the Go version."""
-    digest = hashlib.sha256(RECIPE.encode() + repr(pieces()).encode() + BRIDGE.read_bytes()
+    """What the build depends on: the modules' files (the bridge's source among them), the Python pins, this
+    recipe, each piece's flags, how the assets are made (kwok's stages) and the Go version."""
+    digest = hashlib.sha256(RECIPE.encode() + repr(pieces()).encode()
                             + inspect.getsource(copy_assets).encode() + inspect.getsource(kwok_stages).encode())
     for path in sorted(MODULES.rglob("*")):
         if path.is_file() and (path.suffix in (".go", ".mod", ".sum")):
@@ -181,13 +187,12 @@ def prepare_provider(work: Path) -> Path:
 
 
 def copy_assets(bin_dir: Path, share: Path) -> None:
-    """The files that are not Go binaries: the bridge in front of the language host
-    (scripts/sandbox_langhost.py says why), the host's executor script (from the sdk/v3 module at the
-    CLI's version, matching the Python SDK), kwok's stage configs, Istio's CRDs."""
+    """The bridge in front of the language host (sandbox/engine/bridge says why) under the host's name, and
+    the files that are not Go binaries: the host's executor script (from the sdk/v3 module at the CLI's
+    version, matching the Python SDK), kwok's stage configs, Istio's CRDs."""
     host = bin_dir / "pulumi-language-python"
-    host.rename(bin_dir / "pulumi-language-python-v3.68")  # the bridge below starts it
-    shutil.copyfile(BRIDGE, host)
-    host.chmod(0o755)
+    host.rename(bin_dir / "pulumi-language-python-v3.68")  # the bridge starts it
+    (bin_dir / "bridge").rename(host)
     sdk = module_dir("engine", "github.com/pulumi/pulumi/sdk/v3")
     executor = bin_dir / "pulumi-language-python-exec"
     shutil.copyfile(sdk / "python" / "cmd" / "pulumi-language-python-exec", executor)

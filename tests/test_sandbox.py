@@ -194,20 +194,6 @@ def test_istio_durations():
     assert sandbox_gateway.seconds("1m30s") == 90 and sandbox_gateway.seconds(None) is None
 
 
-def test_the_language_host_bridge_gives_the_old_host_the_policy_packs_folder():
-    from pulumi.runtime.proto import language_pb2
-
-    from scripts import sandbox_langhost
-
-    sent = language_pb2.RunPluginRequest(pwd="/project", info=language_pb2.ProgramInfo(
-        root_directory="/project/policy", program_directory="/project/policy", entry_point="."))
-    mended = language_pb2.RunPluginRequest.FromString(sandbox_langhost.mend("RunPlugin", sent.SerializeToString()))
-    assert mended.program == "/project/policy" and mended.pwd == "/project" and mended.info == sent.info
-    explicit = language_pb2.RunPluginRequest(program="/elsewhere", info=sent.info).SerializeToString()
-    assert sandbox_langhost.mend("RunPlugin", explicit) == explicit
-    assert sandbox_langhost.mend("Run", b"\x0a\x01x") == b"\x0a\x01x"  # every other call goes byte for byte
-
-
 def test_every_test_module_has_its_place_in_the_run_order():
     """tests/conftest.py hands the modules to the workers in a planned order; a module left out would run last."""
     from conftest import E2E_MODULE_ORDER, UNIT_MODULE_ORDER
