@@ -81,7 +81,7 @@ class Piece:
     ldflags: tuple[str, ...] = ()
     tags: str = "osusergo,grpcnotrace"  # as Pulumi's release builds; kube builds with osusergo only
     # No inlining and no DWARF (which `-s -w` drops at link anyway): about a fifth less compile time, so a
-    # cold build fits CI's limit with room; these binaries serve a test cluster, where the speed lost does not show.
+    # cold build fits CI's limit with room; for the pieces that cost little CPU in a test run (OPTIMIZED below).
     gcflags: str = "all=-l -dwarf=false"
 
 
