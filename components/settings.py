@@ -7,7 +7,9 @@ everywhere, before any object is declared.
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import ipaddress
 import json
 import re
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
 from . import contract
-from .stackfile import StackFileError, read_yaml
+from .stackfile import StackFileError, load_yaml, read_text
 
 PROJECT = "bluegreen"
 COLORS = ("blue", "green")
@@ -131,7 +133,7 @@ def declared_defaults(project_file: Path) -> dict[str, Any]:
 
     Read as the CLI reads it (components/stackfile.py); a file it could not read is a SettingsError."""
     try:
-        project = read_yaml(project_file)
+        project = _project_file(read_text(project_file))
     except StackFileError as error:
         raise SettingsError(f"{project_file.name} cannot be read as the Pulumi project file: {error}. Fix: "
                             f"restore it (git checkout -- {project_file.name})") from None
@@ -139,7 +141,14 @@ def declared_defaults(project_file: Path) -> dict[str, Any]:
     if not isinstance(config, dict) or not all(isinstance(spec, dict) for spec in config.values()):
         raise SettingsError(f"{project_file.name} has no config: mapping of keys to their type, description and "
                             f"default. Fix: restore it (git checkout -- {project_file.name})")
-    return {key: spec.get("default") for key, spec in config.items()}
+    return {key: copy.deepcopy(spec.get("default")) for key, spec in config.items()}
+
+
+@functools.lru_cache(maxsize=4)
+def _project_file(text: str) -> Any:
+    """A project file's data, parsed once per text: plan.py and its tests read the same Pulumi.yaml for every
+    stack they plan, and parsing it is most of the cost (the caller copies what it hands out)."""
+    return load_yaml(text)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from typing import Any, Mapping, Optional
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+E2E_DIR = ROOT / "tests" / "e2e"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -113,46 +115,85 @@ def pytest_unconfigure(config):
         shutil.rmtree(shared, ignore_errors=True)
 
 
+# The heap a worker builds (pytest, Hypothesis, the Pulumi and Kubernetes SDKs, the schema models) lives until it
+# exits, yet every full collection of the cyclic GC walks all of it, and the interpreter's exit walks it again:
+# about a tenth of the unit tier's CPU. Frozen, the collector walks only what the tests make since.
+def pytest_collection_finish(session):
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def freeze_the_imports():
+    """What a module's first test imported (the SDKs, the models) is frozen with the rest."""
+    gc.freeze()
+
+
+def pytest_sessionfinish(session):
+    gc.freeze()  # the exit's collections then skip the heap: about 1.5 s a worker
+
+
 # The order in which the workers take whole modules (pytest.ini: --dist loadfile, --no-loadscope-reorder):
 # the e2e modules first, longest first (measured), each to the next free worker, for the workers to end together.
 E2E_MODULE_ORDER = ("test_guards.py", "test_release_faults.py", "test_ci_files.py", "test_release_stopped.py",
                     "test_release_cycle.py", "test_cli_contract.py", "test_quickstart.py", "test_policy_pack.py")
 E2E_WORKERS = 4  # the e2e scenarios leave the cores idle a third of the time, waiting on the cluster
-# Then the unit modules: the quick ones first, which a worker holds while its last e2e scenario runs (see
-# HoldQuickWork), then the longest first, for the free workers to share. A module not named here runs last.
-UNIT_MODULE_ORDER = ("test_settings.py", "test_entry_points.py", "test_policy.py", "test_workflows.py",
-                     "test_stackfile.py", "test_routes.py", "test_schemas.py", "test_sandbox.py", "test_program.py",
-                     "test_faults_release.py", "test_fuzz_config.py", "test_plan.py", "test_fault_matrix.py",
-                     "test_release.py", "test_hardening.py", "test_smoke_test.py")
+# The unit tier waits too, about 20 s in all, on the time limits its fault cases run into (test_faults_release,
+# test_smoke_test): with a worker per core, a core would idle while its worker waits. A third worker costs its
+# start (about 3 CPU-seconds), not the schema models' (SCHEMA_MODULES).
+UNIT_WORKERS = 3
+# Then the unit modules, longest first (measured), for the free workers to share; a worker whose last e2e
+# scenario still runs takes the quickest instead (see PlacedWork). A module not named here runs last.
+UNIT_MODULE_ORDER = ("test_faults_release.py", "test_fuzz_config.py", "test_fault_matrix.py", "test_smoke_test.py",
+                     "test_release.py", "test_plan.py", "test_program.py", "test_hardening.py", "test_workflows.py",
+                     "test_policy.py", "test_sandbox.py", "test_schemas.py", "test_entry_points.py",
+                     "test_settings.py", "test_stackfile.py", "test_routes.py")
 RUN_ORDER = E2E_MODULE_ORDER + UNIT_MODULE_ORDER
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
-    """pytest.ini's `-n auto`: two workers for the unit tier, which is CPU-bound (more only add their
-    imports); E2E_WORKERS when the e2e tier runs."""
+    """pytest.ini's `-n auto`: UNIT_WORKERS for the unit tier, E2E_WORKERS when the e2e tier runs."""
     e2e_deselected = "not e2e" in (config.option.markexpr or "")
-    return 2 if e2e_deselected or e2e_unavailable() else E2E_WORKERS
+    return UNIT_WORKERS if e2e_deselected or e2e_unavailable() else E2E_WORKERS
+
+
+# The unit modules that load the published schemas (tests/schemas.py): about 4 CPU-seconds of pydantic class
+# building in each process that does. One worker takes them all, so only it pays.
+SCHEMA_MODULES = ("test_program.py", "test_fuzz_config.py", "test_hardening.py", "test_schemas.py")
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """xdist gives a worker its next module when two of its tests are left (it must know the next test to
-    run the last), so a worker whose last e2e scenario runs for minutes would hold the next module, e2e or
-    not, all that time. HoldQuickWork gives such a worker the first unit module in the queue instead: the
-    quick ones wait there, the long ones go to free workers."""
+    """Two rules on top of xdist's loadfile, which gives a free worker the queue's next module.
+
+    xdist gives a worker its next module when two of its tests are left (it must know the next test to run
+    the last), so a worker whose last e2e scenario runs for minutes holds that module all that time: such a
+    worker gets the quickest unit module (the queue's last), and the long ones go to free workers. And the
+    schema modules go to the worker that took the first of them, as long as the others have other work."""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
 
-    class HoldQuickWork(LoadFileScheduling):
+    def module(scope: str) -> str:
+        return scope.split("::")[0].rsplit("/", 1)[-1]
+
+    class PlacedWork(LoadFileScheduling):
+        schema_worker = None
+
         def _assign_work_unit(self, node) -> None:
+            queue = list(self.workqueue)
             running_e2e = any("/e2e/" in scope and not all(tests.values())
                               for scope, tests in self.assigned_work.get(node, {}).items())
-            unit = next((scope for scope in self.workqueue if "/e2e/" not in scope), None)
-            if running_e2e and unit is not None:
-                self.workqueue.move_to_end(unit, last=False)  # xdist takes the queue's first
+            if running_e2e:  # the quickest unit module (the queue's last)
+                queue = [scope for scope in queue if "/e2e/" not in scope][::-1] or queue
+            schema = [scope for scope in queue if module(scope) in SCHEMA_MODULES]
+            if node is self.schema_worker or (self.schema_worker is None and schema and schema[0] == queue[0]):
+                self.schema_worker = node
+                queue = schema or queue
+            elif self.schema_worker is not None:
+                queue = [scope for scope in queue if scope not in schema] or queue
+            self.workqueue.move_to_end(queue[0], last=False)  # xdist takes the queue's first
             super()._assign_work_unit(node)
 
-    return HoldQuickWork(config, log)
+    return PlacedWork(config, log)
 
 
 def run_order(item) -> int:
@@ -160,11 +201,19 @@ def run_order(item) -> int:
     return RUN_ORDER.index(module) if module in RUN_ORDER else len(RUN_ORDER)
 
 
+def pytest_ignore_collect(collection_path, config):
+    """Where the e2e tier cannot run, its modules are not even imported: half a second of every worker's start.
+    (The reason is printed at the end: pytest_terminal_summary.)"""
+    if collection_path == E2E_DIR and e2e_unavailable():
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
     e2e = [item for item in items if "e2e" in item.nodeid.split("/")]
     for item in e2e:
         item.add_marker(pytest.mark.e2e)
-    if e2e and e2e_unavailable():
+    if e2e and e2e_unavailable():  # an e2e module named on the command line
         config.hook.pytest_deselected(items=e2e)
         items[:] = [item for item in items if item not in e2e]
     items.sort(key=run_order)  # stable: a module's scenarios keep their order
