@@ -22,6 +22,7 @@ stack, against the base), render.py (text, markdown, JSON, manifests). This modu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -120,7 +121,8 @@ def make_report(args: argparse.Namespace, secrets: Optional[set[str]] = None) ->
 
     notes: list[str] = []
     before: dict[str, StackPlan] = {}
-    with tempfile.TemporaryDirectory(prefix="bluegreen-plan-") as workdir:
+    # A scratch folder for the base's files: only a plan with --base has any.
+    with tempfile.TemporaryDirectory(prefix="bluegreen-plan-") if args.base else contextlib.nullcontext() as workdir:
         if args.base:
             ref = GitRef(args.base, Path(workdir), ROOT)
             base_configs = refused_for(ref.configs(), unreadable)
