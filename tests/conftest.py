@@ -124,7 +124,7 @@ def pytest_collection_finish(session):
 
 @pytest.fixture(autouse=True, scope="module")
 def freeze_the_imports():
-    """What a module's first test imported (the SDKs, the models) is frozen with the rest."""
+    """At each module's start, what the modules before it imported (the SDKs, the models) joins the frozen heap."""
     gc.freeze()
 
 
@@ -156,8 +156,8 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return UNIT_WORKERS if e2e_deselected or e2e_unavailable() else E2E_WORKERS
 
 
-# The unit modules that load the published schemas (tests/schemas.py): about 4 CPU-seconds of pydantic class
-# building in each process that does. One worker takes them all, so only it pays.
+# The unit modules that load the published schemas (tests/schemas.py): 2.5 CPU-seconds of pydantic class building
+# in each process that does. One worker takes them all, so only it pays (tests/test_sandbox.py keeps the list).
 SCHEMA_MODULES = ("test_program.py", "test_fuzz_config.py", "test_hardening.py", "test_schemas.py")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -200,3 +201,13 @@ def test_every_test_module_has_its_place_in_the_run_order():
 
     assert sorted(E2E_MODULE_ORDER) == sorted(path.name for path in (ROOT / "tests" / "e2e").glob("test_*.py"))
     assert sorted(UNIT_MODULE_ORDER) == sorted(path.name for path in (ROOT / "tests").glob("test_*.py"))
+
+
+def test_the_modules_that_load_the_schema_models_share_a_worker():
+    """tests/conftest.py places them on one worker, so that one process alone builds the models; a module missing
+    from SCHEMA_MODULES would build them in another."""
+    from conftest import SCHEMA_MODULES
+
+    loading = [path.name for path in (ROOT / "tests").glob("test_*.py")
+               if re.search(r"\b(assert_schema_valid|schema_problems|model_for)\(", path.read_text())]
+    assert sorted(SCHEMA_MODULES) == sorted(loading)
