@@ -11,7 +11,7 @@ import sys
 import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import pytest
 
@@ -21,10 +21,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from components.settings import declared_defaults  # noqa: E402
-from scripts.bluegreen_tools.offline import ProgramRun, run_program  # noqa: E402
 from scripts.bluegreen_tools.secret_values import reveal  # noqa: E402
 from scripts.bluegreen_tools.stack_config import config_text  # noqa: E402
 from schemas import schema_problems  # noqa: E402
+
+if TYPE_CHECKING:  # the Pulumi SDK is imported where a program runs: the xdist controller never needs it
+    from scripts.bluegreen_tools.offline import ProgramRun
 
 BLUE_STACK = "organization/bluegreen/blue"
 GREEN_STACK = "organization/bluegreen/green"
@@ -53,6 +55,8 @@ def run_stack(stack: str, config: Mapping[str, Any], secret_keys=frozenset(),
               outputs: Optional[Mapping[str, Mapping[str, Any]]] = None, ready: bool = True,
               live: Optional[Mapping[str, Mapping[str, Any]]] = None) -> ProgramRun:
     """Run the program for one stack; config values may be Python values (sent as Pulumi sends them)."""
+    from scripts.bluegreen_tools.offline import run_program
+
     return run_program(stack, {k: config_text(v) for k, v in config.items()}, frozenset(secret_keys),
                        outputs, ready, live, DEFAULTS)
 
