@@ -39,14 +39,14 @@ class World:
     """Blue live on v1, green deployed and ready on v2, no test route, no lock: the usual start."""
 
     def __init__(self, directory: Path):
-        self.state_file = directory / "pulumi-state.json"
+        self.state_file = directory / "pulumi-state.marshal"
         bin_dir = directory / "bin"
         bin_dir.mkdir()
         executable = bin_dir / "pulumi"
         # SIGINT kills it silently until fake_pulumi takes over, as it does the CLI: on a busy machine the
         # time limit's SIGINT can arrive while it still imports.
-        executable.write_text(f"#!{sys.executable} -IS\nimport signal, sys\n"
-                              "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+        executable.write_text(f"#!{sys.executable} -IS\nimport _signal, sys\n"
+                              "_signal.signal(_signal.SIGINT, _signal.SIG_DFL)\n"
                               f"sys.path[:0] = [{str(FAKE.parent)!r}, {str(ROOT)!r}]\n"
                               "import fake_pulumi\nsys.exit(fake_pulumi.main(sys.argv[1:]))\n")
         executable.chmod(0o755)
