@@ -273,6 +273,6 @@ def fault_matrix_summary(terminalreporter) -> None:
                     case_id, code, problems = value
                     outcomes[case_id] = (code, problems)
     if outcomes:
-        from fault_matrix import Outcome, summary
+        from fault_outcomes import Outcome, summary
         for line in summary({case_id: Outcome(code, problems) for case_id, (code, problems) in outcomes.items()}):
             terminalreporter.write_line(line)

@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -43,6 +42,7 @@ from scripts.bluegreen_tools.secret_values import reveal  # noqa: E402
 from components.settings import COLOR_KEYS, COMMON_KEYS, ROUTING_KEYS, SECRET_KEYS  # noqa: E402
 from scripts.bluegreen_tools import plan  # noqa: E402
 from scripts.bluegreen_tools.plan import diff, render, simulate  # noqa: E402
+from fault_outcomes import Outcome, summary  # noqa: E402
 
 MARK = "Zq8SecretMark"  # in every secret value given to a case; no output may hold it
 CIPHER = "v1:AAAAEnc" + "Zq8Cipher"  # an encrypted value in a stack file: planned as [secret], never shown
@@ -101,12 +101,6 @@ class Case:
     @property
     def id(self) -> str:
         return f"{self.group}:{self.name}"
-
-
-@dataclass
-class Outcome:
-    code: int
-    problems: list[str]
 
 
 def _only(*names: str) -> dict[str, str]:
@@ -399,7 +393,7 @@ def check(case: Case, code: int, out: str, err: str, directory: Path) -> list[st
         problems.append(f"something on stderr: {err[:200]!r}")
     if code == 1:
         problems += refusal_problems(case, argv_format(case.argv), out)
-    if code == 0 and "--out" in case.argv and f"wrote " not in err:
+    if code == 0 and "--out" in case.argv and "wrote " not in err:
         problems.append("it did not say where it wrote the manifests")
     return problems
 
@@ -429,21 +423,6 @@ def refusal_problems(case: Case, fmt: str, out: str) -> list[str]:
     if case.key and not any(named):  # a key's value refused by name, or the file refused at a line
         problems.append(f"the refusal names neither bluegreen:{case.key} nor where in the file")
     return problems
-
-
-def summary(outcomes: dict[str, Outcome]) -> list[str]:
-    """The counts: how many bad inputs, how each ended, and how many broke a rule."""
-    codes = Counter(outcome.code for outcome in outcomes.values())
-    groups = Counter(case_id.split(":", 1)[0] for case_id in outcomes)
-    failed = [case_id for case_id, outcome in outcomes.items() if outcome.problems]
-    words = {0: "valid (exit 0)", 1: "refused by the program (exit 1)", 2: "bad usage (exit 2)",
-             3: "internal error, all injected (exit 3)"}
-    lines = [f"fault matrix: {len(outcomes)} bad inputs to scripts/plan.py: "
-             + ", ".join(f"{codes[code]} {words.get(code, f'exit {code}')}" for code in sorted(codes)),
-             "  by kind: " + ", ".join(f"{count} {group}" for group, count in groups.items()),
-             f"  {len(failed)} broke a rule (wrong exit, a traceback, a secret shown, an error not on one line)"]
-    lines += [f"    {case_id}: {'; '.join(outcomes[case_id].problems)}" for case_id in failed[:20]]
-    return lines
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """The world release.py acts on, for its end-to-end tests: stacks behind a stand-in `pulumi`, and a gateway.
 
-The stand-in (fake_pulumi.py, first on PATH) keeps the stacks in a JSON file. The gateway is a real
+The stand-in (fake_pulumi.py, first on PATH) keeps the stacks in one state file. The gateway is a real
 HTTP server on 127.0.0.1 that routes each request the way the deployed VirtualService would: it
 builds the routes with the program's own `http_routes` from the routing stack's outputs (so only
 what `pulumi up -s routing` deployed counts, not config set since) and picks one with
