@@ -125,13 +125,13 @@ def pytest_unconfigure(config):
 @pytest.hookimpl(wrapper=True)
 def pytest_collection(session):
     """Collecting imports every test module and what they import, all of it kept: the collector is off meanwhile
-    (it walked that growing heap about ten times, half a CPU-second a worker), and the heap is frozen after."""
+    (its walks of that growing heap took half a CPU-second a worker), and the heap is frozen after."""
     gc.disable()
     try:
         return (yield)
     finally:
         gc.freeze()
-        # The tests make millions of objects that die young (the SDK's outputs and messages, Hypothesis's draws):
+        # The tests make over a million objects that die young (the SDK's outputs and messages, Hypothesis's draws):
         # a young collection every 10,000 allocations, not 700, and so a full one a tenth as often.
         gc.set_threshold(10_000, 10, 10)
         gc.enable()
