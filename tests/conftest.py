@@ -1,4 +1,5 @@
-"""Shared helpers: run the real program under Pulumi's mock engine, with stack outputs to read."""
+"""The session's hooks: the shared sandbox's life, the GC settings, the workers' order, the fault counts.
+What the tests run against (the stand-ins, the worlds, the program under the mock engine) is in harness/."""
 
 from __future__ import annotations
 
@@ -6,105 +7,27 @@ import gc
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-E2E_DIR = ROOT / "tests" / "e2e"
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness.e2e_tier import SHARED_SANDBOX_DIR, e2e_unavailable, stop_sandbox
+from harness.scheduling import E2E_WORKERS, RUN_ORDER, SCHEMA_MODULES, UNIT_WORKERS
+from harness.stacks import deployed, run_stack
 
-from components.settings import declared_defaults  # noqa: E402
-from scripts.bluegreen_tools.secret_values import reveal  # noqa: E402
-from scripts.bluegreen_tools.stack_config import config_text  # noqa: E402
-from schemas import schema_problems  # noqa: E402
-
-if TYPE_CHECKING:  # the Pulumi SDK is imported where a program runs: the xdist controller never needs it
-    from scripts.bluegreen_tools.offline import ProgramRun
-
-BLUE_STACK = "organization/bluegreen/blue"
-GREEN_STACK = "organization/bluegreen/green"
-ROUTING_STACK = "organization/bluegreen/routing"
-DEFAULTS = declared_defaults(ROOT / "Pulumi.yaml")  # the project's defaults, as the CLI reads them
-
-
-def color_outputs(color: str, release: str, ready: int = 2, app: str = "myapp") -> dict[str, Any]:
-    """What a deployed color stack exports (the design's output contract)."""
-    return {"color": color, "release": release, "image": f"registry.example.com/{app}:{release}",
-            "deployment": f"{app}-{color}", "replicas": max(ready, 1), "readyReplicas": ready}
-
-
-def deployed(blue: Optional[str] = "v1.0.0", green: Optional[str] = "v1.1.0", blue_ready: int = 2,
-             green_ready: int = 2, app: str = "myapp") -> dict[str, dict[str, Any]]:
-    """Stack outputs of both colors of `app`, deployed with these releases (None: never deployed)."""
-    outputs = {}
-    if blue is not None:
-        outputs[BLUE_STACK] = color_outputs("blue", blue, blue_ready, app)
-    if green is not None:
-        outputs[GREEN_STACK] = color_outputs("green", green, green_ready, app)
-    return outputs
-
-
-def run_stack(stack: str, config: Mapping[str, Any], secret_keys=frozenset(),
-              outputs: Optional[Mapping[str, Mapping[str, Any]]] = None, ready: bool = True,
-              live: Optional[Mapping[str, Mapping[str, Any]]] = None) -> ProgramRun:
-    """Run the program for one stack; config values may be Python values (sent as Pulumi sends them)."""
-    from scripts.bluegreen_tools.offline import run_program
-
-    return run_program(stack, {k: config_text(v) for k, v in config.items()}, frozenset(secret_keys),
-                       outputs, ready, live, DEFAULTS)
-
-
-def assert_schema_valid(run: ProgramRun) -> None:
-    """Every Kubernetes object the run declared passes the published schema, field for field."""
-    assert run.kubernetes_objects, "the run declared no Kubernetes object"
-    for declared in run.kubernetes_objects:
-        problems = schema_problems(reveal(declared.inputs))
-        assert not problems, f"{declared.kind} {declared.name}: {problems}"
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
 
 
 @pytest.fixture
 def routing_run():
-    def run(outputs=None, **config) -> ProgramRun:
+    def run(outputs=None, **config):
         config.setdefault("active", "blue")
         outputs = deployed(app=config.get("app", "myapp")) if outputs is None else outputs
         return run_stack("routing", config, outputs=outputs)
     return run
-
-
-# --- the e2e tier (tests/e2e): run against the sandbox, or left out with one line saying why ----------
-
-def e2e_unavailable(required_too: bool = False) -> Optional[str]:
-    """Why the e2e tier cannot run here, or None. BLUEGREEN_E2E=require turns a reason into a failure
-    (in tests/e2e/conftest.py), so CI cannot pass without the tier."""
-    if os.environ.get("BLUEGREEN_SANDBOX"):
-        return None
-    if os.environ.get("BLUEGREEN_E2E") == "require" and not required_too:
-        return None
-    from scripts import sandbox
-    try:
-        built = (sandbox.build_dir() / "complete.json").exists()
-    except sandbox.Failure as failure:
-        return f"e2e tier not run: {failure}"
-    return None if built else ("e2e tier not run: the sandbox is not built; "
-                               "`python scripts/sandbox.py build` builds it (once; about 26 minutes cold on 2 cores)")
-
-
-# The session's sandbox, shared by the workers: the controller makes this folder before the workers start
-# (they inherit the variable), the first worker that needs a sandbox starts it there, the controller stops it.
-SHARED_SANDBOX_DIR = "BLUEGREEN_E2E_SHARED_SANDBOX"
-
-
-def stop_sandbox(env_file: Path) -> None:
-    if env_file.exists():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "sandbox.py"), "down", "--env-file", str(env_file)],
-                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
 def pytest_configure(config):
@@ -147,33 +70,10 @@ def pytest_sessionfinish(session):
     gc.freeze()  # the exit's collections then skip the heap: about 1.5 s a worker
 
 
-# The order in which the workers take whole modules (pytest.ini: --dist loadfile, --no-loadscope-reorder):
-# the e2e modules first, longest first (measured), each to the next free worker, for the workers to end together.
-E2E_MODULE_ORDER = ("test_guards.py", "test_release_faults.py", "test_ci_files.py", "test_release_stopped.py",
-                    "test_release_cycle.py", "test_cli_contract.py", "test_quickstart.py", "test_policy_pack.py")
-E2E_WORKERS = 4  # the e2e scenarios leave the cores idle a third of the time, waiting on the cluster
-# The unit tier waits too, about 20 s in all, on the time limits its fault cases run into (test_faults_release,
-# test_smoke_test): with a worker per core, a core would idle while its worker waits. A third worker costs its
-# start (about 3 CPU-seconds), not the schema models' (SCHEMA_MODULES).
-UNIT_WORKERS = 3
-# Then the unit modules, longest first (measured), for the free workers to share; a worker whose last e2e
-# scenario still runs takes the quickest instead (see PlacedWork). A module not named here runs last.
-UNIT_MODULE_ORDER = ("test_faults_release.py", "test_fuzz_config.py", "test_fault_matrix.py", "test_smoke_test.py",
-                     "test_release.py", "test_plan.py", "test_program.py", "test_hardening.py", "test_workflows.py",
-                     "test_policy.py", "test_sandbox.py", "test_schemas.py", "test_entry_points.py",
-                     "test_settings.py", "test_stackfile.py", "test_routes.py")
-RUN_ORDER = E2E_MODULE_ORDER + UNIT_MODULE_ORDER
-
-
 def pytest_xdist_auto_num_workers(config) -> int:
     """pytest.ini's `-n auto`: UNIT_WORKERS for the unit tier, E2E_WORKERS when the e2e tier runs."""
     e2e_deselected = "not e2e" in (config.option.markexpr or "")
     return UNIT_WORKERS if e2e_deselected or e2e_unavailable() else E2E_WORKERS
-
-
-# The unit modules that load the published schemas (tests/schemas.py): 2.5 CPU-seconds of pydantic class building
-# in each process that does. One worker takes them all, so only it pays (tests/test_sandbox.py keeps the list).
-SCHEMA_MODULES = ("test_program.py", "test_fuzz_config.py", "test_hardening.py", "test_schemas.py")
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -275,7 +175,7 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def fault_matrix_summary(terminalreporter) -> None:
-    """The counts of tests/fault_matrix.py's cases that ran: how many bad inputs, how each ended."""
+    """The counts of tests/harness/fault_matrix.py's cases that ran: how many bad inputs, how each ended."""
     outcomes = {}
     for status in ("passed", "failed"):
         for report in terminalreporter.stats.get(status, []):
@@ -284,6 +184,6 @@ def fault_matrix_summary(terminalreporter) -> None:
                     case_id, code, problems = value
                     outcomes[case_id] = (code, problems)
     if outcomes:
-        from fault_outcomes import Outcome, summary
+        from harness.fault_outcomes import Outcome, summary
         for line in summary({case_id: Outcome(code, problems) for case_id, (code, problems) in outcomes.items()}):
             terminalreporter.write_line(line)

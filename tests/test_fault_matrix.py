@@ -1,4 +1,4 @@
-"""The fault matrix (tests/fault_matrix.py) as tests: every bad input to plan.py ends with its expected exit
+"""The fault matrix (tests/harness/fault_matrix.py) as tests: every bad input to plan.py ends with its expected exit
 status, one line of error, no traceback and no secret shown. The counts are printed at the end of the run."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import fault_matrix
+from harness import fault_matrix
 
 CASES = fault_matrix.cases()
 

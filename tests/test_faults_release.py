@@ -33,11 +33,11 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from loopback import ROOT, serve, serve_raw
-from release_world import World, color_outputs, mostly_in_process
+from harness.loopback import ROOT, serve, serve_raw
+from harness.release_world import World, color_outputs, mostly_in_process
 from components.routes import COLOR_HEADER
-from scripts.bluegreen_tools import release, smoke_test
-from scripts.bluegreen_tools.cli import run_main
+from bluegreen_tools import release, smoke_test
+from bluegreen_tools.cli import run_main
 
 LOCK = "bluegreen:release"
 UP = "up --yes --skip-preview -s routing"

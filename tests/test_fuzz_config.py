@@ -24,8 +24,8 @@ import pulumi
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from conftest import BLUE_STACK, DEFAULTS, GREEN_STACK, assert_schema_valid, color_outputs, run_stack
-from scripts.bluegreen_tools.secret_values import mask, reveal
+from harness.stacks import BLUE_STACK, DEFAULTS, GREEN_STACK, assert_schema_valid, color_outputs, run_stack
+from bluegreen_tools.secret_values import mask, reveal
 from components.contract import ColorOutputs, RoutingOutputs
 from components.routes import color_for
 from components.settings import (COLOR_KEYS, COMMON_KEYS, ISTIO_RESERVED_PORTS, RETRY_ON, ROUTING_KEYS, SECRET_KEYS,

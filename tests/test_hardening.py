@@ -10,9 +10,9 @@ import re
 
 import pytest
 
-from conftest import DEFAULTS, assert_schema_valid, deployed, run_stack
-from scripts.bluegreen_tools.secret_values import SecretValue, mask, reveal
-from scripts.bluegreen_tools.stack_config import stack_file_config
+from harness.stacks import DEFAULTS, assert_schema_valid, deployed, run_stack
+from bluegreen_tools.secret_values import SecretValue, mask, reveal
+from bluegreen_tools.stack_config import stack_file_config
 from components.routes import color_for
 from components.settings import SettingsError, parse_settings
 

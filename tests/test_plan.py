@@ -17,9 +17,9 @@ import yaml
 
 from components.routes import color_for
 from components.settings import declared_defaults, parse_settings
-from fault_matrix import memoized
-from scripts.bluegreen_tools import plan
-from scripts.bluegreen_tools.plan import simulate
+from harness.fault_matrix import memoized
+from bluegreen_tools import plan
+from bluegreen_tools.plan import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -327,7 +327,7 @@ def test_a_removed_test_route_reads_as_one_removed_route(project, capsys):
     assert "spec.http[myapp-test]: myapp-test (a whole entry; the JSON output has its fields) → (none)" in text
 
 
-# ---------------------------------------------------------------- hostile input (issue 10); tests/fault_matrix.py has hundreds more
+# ---------------------------------------------------------------- hostile input (issue 10); tests/harness/fault_matrix.py has hundreds more
 
 
 def test_yaml_the_cli_accepts_is_planned_as_the_cli_passes_it(project, capsys):

@@ -19,8 +19,8 @@ import pytest
 import yaml
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from scripts.bluegreen_tools.offline import run_program
-from scripts.bluegreen_tools.secret_values import reveal
+from bluegreen_tools.offline import run_program
+from bluegreen_tools.secret_values import reveal
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policy"

@@ -9,13 +9,13 @@ import pytest
 from components import program as program_module
 from components.children import child_options
 from components.contract import ColorOutputs, RoutingOutputs
-from scripts.bluegreen_tools.secret_values import SecretValue, mask, reveal
-from scripts.bluegreen_tools.stack_config import stack_file_config
+from bluegreen_tools.secret_values import SecretValue, mask, reveal
+from bluegreen_tools.stack_config import stack_file_config
 from components.routes import COLOR_HEADER, color_for
-from conftest import (
+from harness.stacks import (
     BLUE_STACK, DEFAULTS, GREEN_STACK, ROOT, ROUTING_STACK, assert_schema_valid, color_outputs, deployed, run_stack,
 )
-from scripts.bluegreen_tools.offline import run_program
+from bluegreen_tools.offline import run_program
 
 COLOR_OUTPUT_NAMES = set(ColorOutputs.names())
 SECRET = "s3cr3t-Pa55word-never-shown"

@@ -18,10 +18,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from loopback import ROOT, serve
-from release_world import World, color_outputs, mostly_in_process
-from scripts.bluegreen_tools import release, smoke_test
-from scripts.bluegreen_tools.cli import run_main
+from harness.loopback import ROOT, serve
+from harness.release_world import World, color_outputs, mostly_in_process
+from bluegreen_tools import release, smoke_test
+from bluegreen_tools.cli import run_main
 
 LOCK = "bluegreen:release"
 UP = "up --yes --skip-preview -s routing"

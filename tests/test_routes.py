@@ -7,7 +7,7 @@ from components.routes import (
     request_for, select_route,
 )
 from components.settings import Cookie, parse_settings
-from conftest import DEFAULTS
+from harness.stacks import DEFAULTS
 
 TUTORIAL_REGEX = "^(.*?;)?(test=true)(;.*)?$"
 

@@ -1,4 +1,4 @@
-"""scripts/sandbox.py and the gateway stand-in, without a build: pins, stages, env files, routing rules."""
+"""The sandbox (sandbox/) and the gateway stand-in, without a build: pins, stages, env files, routing rules."""
 
 from __future__ import annotations
 
@@ -10,32 +10,34 @@ import sys
 import pytest
 import yaml
 
-from loopback import serve
-from scripts import sandbox, sandbox_gateway
-from scripts.sandbox_gateway import resolve
+from harness.loopback import serve
+from sandbox import build
+from sandbox import cluster as sandbox_cluster
+from sandbox import gateway as sandbox_gateway
+from sandbox.gateway import resolve
 
-ROOT = sandbox.ROOT
+ROOT = build.ROOT
 
 
 def test_the_cli_and_the_python_sdk_are_pinned_to_one_version():
-    cli = sandbox.module_version("engine", "github.com/pulumi/pulumi/pkg/v3")
-    assert cli == "v" + sandbox.python_pin("pulumi")
-    assert sandbox.module_version("engine", "github.com/pulumi/pulumi/sdk/v3") == cli
+    cli = build.module_version("engine", "github.com/pulumi/pulumi/pkg/v3")
+    assert cli == "v" + build.python_pin("pulumi")
+    assert build.module_version("engine", "github.com/pulumi/pulumi/sdk/v3") == cli
     policy = (ROOT / "policy" / "requirements.txt").read_text()
-    assert f"pulumi=={sandbox.python_pin('pulumi')}" in policy.split()
+    assert f"pulumi=={build.python_pin('pulumi')}" in policy.split()
 
 
 def test_a_cli_pin_that_differs_from_the_python_pin_is_refused(monkeypatch):
-    monkeypatch.setattr(sandbox, "python_pin", lambda name: "3.999.0" if name == "pulumi" else "4.25.0")
-    with pytest.raises(sandbox.Failure, match="must be one version: bump both together"):
-        sandbox.pieces()
+    monkeypatch.setattr(build, "python_pin", lambda name: "3.999.0" if name == "pulumi" else "4.25.0")
+    with pytest.raises(build.Failure, match="must be one version: bump both together"):
+        build.pieces()
 
 
 def test_every_piece_reports_its_pinned_version():
-    ldflags = {piece.module: " ".join(piece.ldflags) for piece in sandbox.pieces()}
-    assert f"version.Version=v{sandbox.python_pin('pulumi')}" in ldflags["engine"]
-    assert f"pkg/version.Version={sandbox.python_pin('pulumi-kubernetes')}" in ldflags["provider"]
-    assert "gitVersion=" + sandbox.module_version("kube", "k8s.io/kubernetes") in ldflags["kube"]
+    ldflags = {piece.module: " ".join(piece.ldflags) for piece in build.pieces()}
+    assert f"version.Version=v{build.python_pin('pulumi')}" in ldflags["engine"]
+    assert f"pkg/version.Version={build.python_pin('pulumi-kubernetes')}" in ldflags["provider"]
+    assert "gitVersion=" + build.module_version("kube", "k8s.io/kubernetes") in ldflags["kube"]
 
 
 PENDING = {"key": ".status.phase", "operator": "In", "values": ["Pending"]}
@@ -58,7 +60,7 @@ def test_the_sandbox_stages_fail_a_job_pod_whose_command_is_false_and_ready_a_ru
     for path, text in files.items():
         (stage_dir / path).parent.mkdir(parents=True, exist_ok=True)
         (stage_dir / path).write_text(text)
-    stages = {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all(sandbox.kwok_stages(stage_dir))}
+    stages = {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all(build.kwok_stages(stage_dir))}
     assert set(stages) == {"node-initialize", "node-heartbeat", "pod-ready", "pod-complete", "pod-delete", "pod-fail",
                            "pod-ready-again"}
     # A Running pod the node controller marked not ready gets kwok's ready status again; Pending ones as before.
@@ -73,35 +75,35 @@ def test_the_sandbox_stages_fail_a_job_pod_whose_command_is_false_and_ready_a_ru
     assert "phase: Failed" in template and "exitCode: 1" in template
     assert "phase: Succeeded" in stages["pod-complete"]["spec"]["next"]["statusTemplate"]
     (stage_dir / "pod/fast/pod-ready.yaml").write_text(stage("pod-ready", "phase: Running\n"))
-    with pytest.raises(sandbox.Failure, match="kwok's pod-ready stage changed"):
-        sandbox.kwok_stages(stage_dir)
+    with pytest.raises(build.Failure, match="kwok's pod-ready stage changed"):
+        build.kwok_stages(stage_dir)
     (stage_dir / "pod/fast/pod-complete.yaml").write_text(stage("pod-complete", "phase: Done\n"))
-    with pytest.raises(sandbox.Failure, match="kwok's pod-complete stage changed"):
-        sandbox.kwok_stages(stage_dir)
+    with pytest.raises(build.Failure, match="kwok's pod-complete stage changed"):
+        build.kwok_stages(stage_dir)
 
 
 def test_env_file_round_trip_and_down_without_a_sandbox_is_harmless(tmp_path):
     env = tmp_path / "sandbox.env"
     env.write_text("export PATH='/a b:/c'\nexport BLUEGREEN_SANDBOX=/nowhere\n# a comment\n")
-    assert sandbox.read_env_file(env) == {"PATH": "/a b:/c", "BLUEGREEN_SANDBOX": "/nowhere"}
+    assert sandbox_cluster.read_env_file(env) == {"PATH": "/a b:/c", "BLUEGREEN_SANDBOX": "/nowhere"}
     for _ in range(2):
-        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "sandbox.py"), "down", "--env-file", str(env)],
+        done = subprocess.run([sys.executable, "-m", "sandbox", "down", "--env-file", str(env)],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and "no sandbox running" in done.stderr
         assert not env.exists()
 
 
 def test_up_without_a_build_names_the_build_command(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "sandbox.py"), "up", "--env-file",
+    done = subprocess.run([sys.executable, "-m", "sandbox", "up", "--env-file",
                            str(tmp_path / "e.env")], capture_output=True, text=True, timeout=60,
                           env={**__import__("os").environ, "BLUEGREEN_SANDBOX_CACHE": str(tmp_path / "empty")})
     assert done.returncode == 1
-    assert "the sandbox is not built" in done.stderr and "python scripts/sandbox.py build" in done.stderr
+    assert "the sandbox is not built" in done.stderr and "python -m sandbox build" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_usage_errors_exit_2():
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "sandbox.py"), "up"], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "sandbox", "up"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2 and "--env-file" in done.stderr
 
@@ -167,7 +169,7 @@ def test_an_unknown_subset_leaves_no_upstream_and_no_route_is_a_404():
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pki")
-    sandbox.make_certificates(folder)  # RSA keys: made once for the module
+    sandbox_cluster.make_certificates(folder)  # RSA keys: made once for the module
     return folder
 
 
@@ -197,7 +199,7 @@ def test_istio_durations():
 
 def test_every_test_module_has_its_place_in_the_run_order():
     """tests/conftest.py hands the modules to the workers in a planned order; a module left out would run last."""
-    from conftest import E2E_MODULE_ORDER, UNIT_MODULE_ORDER
+    from harness.scheduling import E2E_MODULE_ORDER, UNIT_MODULE_ORDER
 
     assert sorted(E2E_MODULE_ORDER) == sorted(path.name for path in (ROOT / "tests" / "e2e").glob("test_*.py"))
     assert sorted(UNIT_MODULE_ORDER) == sorted(path.name for path in (ROOT / "tests").glob("test_*.py"))
@@ -206,7 +208,7 @@ def test_every_test_module_has_its_place_in_the_run_order():
 def test_the_modules_that_load_the_schema_models_share_a_worker():
     """tests/conftest.py places them on one worker, so that one process alone builds the models; a module missing
     from SCHEMA_MODULES would build them in another."""
-    from conftest import SCHEMA_MODULES
+    from harness.scheduling import SCHEMA_MODULES
 
     loading = [path.name for path in (ROOT / "tests").glob("test_*.py")
                if re.search(r"\b(assert_schema_valid|schema_problems|model_for)\(", path.read_text())]

@@ -1,6 +1,6 @@
 """The strict schema check itself: it must catch what the published models silently drop."""
 
-from schemas import schema_problems
+from harness.schemas import schema_problems
 
 GATEWAY = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": {"name": "g"},
            "spec": {"selector": {"istio": "ingressgateway"},

@@ -9,8 +9,8 @@ from components.settings import (
     COLOR_KEYS, COMMON_KEYS, DIGEST_HEX_LENGTHS, ISTIO_RESERVED_PORTS, OBJECT_KEYS, ROUTING_KEYS,
     ColorSettings, RoutingSettings, SettingsError, declared_defaults, parse_settings, show,
 )
-from conftest import DEFAULTS, ROOT
-from scripts.bluegreen_tools.stack_config import config_text, with_declared_defaults
+from harness.stacks import DEFAULTS, ROOT
+from bluegreen_tools.stack_config import config_text, with_declared_defaults
 
 BLUE = {"color": "blue", "image": "registry.example.com/myapp:v1.2.0"}
 

@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from loopback import ROOT, answer, closed_port, healthy, ready, self_signed, serve
-from scripts.bluegreen_tools import smoke_test
+from harness.loopback import ROOT, answer, closed_port, healthy, ready, self_signed, serve
+from bluegreen_tools import smoke_test
 
 SCRIPT = ROOT / "scripts" / "smoke_test.py"
 

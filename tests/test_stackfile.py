@@ -9,7 +9,7 @@ import time
 import pytest
 
 from components import stackfile
-from scripts.bluegreen_tools.stack_config import UNDECRYPTED, stack_file_config, with_declared_defaults
+from bluegreen_tools.stack_config import UNDECRYPTED, stack_file_config, with_declared_defaults
 from components.stackfile import StackFileError, load_yaml, stack_config
 
 

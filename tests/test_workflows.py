@@ -22,7 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
-from scripts.bluegreen_tools import plan, release
+from bluegreen_tools import plan, release
 
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / ".github" / "workflows" / "preview.yml"
@@ -415,6 +415,9 @@ def test_every_pip_install_takes_a_hash_pinned_lock():
     assert {where for where, _ in installs} >= {"ci/run", "README.md", "prologue.sh", "semaphore.yml",
                                                  "preview.yml job plan", "preview.yml job preview"}
     for where, words in installs:
+        if words[-2:] == ["-e", "."]:  # the project's own packages (pyproject.toml): nothing from a registry
+            assert "--no-deps" in words and "--no-build-isolation" in words, (where, words)
+            continue
         files = [words[i + 1] for i, word in enumerate(words) if word == "-r"]
         assert "--require-hashes" in words and files and all(f.endswith(".lock") for f in files), (where, words)
         assert all((ROOT / f).is_file() for f in files), (where, files)
@@ -445,11 +448,11 @@ def input_pins(requirements: str) -> dict[str, str]:
 @pytest.mark.parametrize("source, lock", sorted(LOCKS.items()))
 def test_each_lock_pins_its_input_and_every_dependency_with_hashes(source, lock):
     text = (ROOT / lock).read_text()
-    assert "python scripts/lock.py" in text.split("\n\n")[0]  # the header names the command that refreshes it
+    assert "python tools/lock.py" in text.split("\n\n")[0]  # the header names the command that refreshes it
     assert not re.search(r"^--(find-links|index-url|extra-index-url|trusted-host)", text, re.M)  # PyPI only
     pins = lock_pins(lock)
     for name, version in input_pins(source).items():
-        assert pins.get(name, (None,))[0] == version, f"{lock} does not pin {name}=={version}: run python scripts/lock.py"
+        assert pins.get(name, (None,))[0] == version, f"{lock} does not pin {name}=={version}: run python tools/lock.py"
     assert all(hashes for _, hashes in pins.values()), [name for name, (_, h) in pins.items() if not h]
     # Every requirement line is a pin with hashes: nothing pip could resolve on its own.
     requirement_lines = [line for line in text.splitlines() if line and not line.startswith((" ", "#"))]

@@ -1,13 +1,11 @@
 """What the command-line scripts share (scripts/*.py are thin entry points over it), and the offline engine
 that runs the program under Pulumi's mock engine for the plan and the tests.
 
-This is the one import bootstrap: the scripts and the offline engine import the program's pure logic
-(`components`), so the Pulumi project's folder goes on sys.path once, here.
+The packages (this one, `components`, `sandbox`, the tests' `harness`) are declared once, in pyproject.toml,
+and installed into the project's environment (`pip install --no-deps --no-build-isolation -e .`): each has one
+import name in every process.
 """
 
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]  # the Pulumi project: Pulumi.yaml, the stack files, __main__.py
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))

@@ -9,7 +9,8 @@ import sys
 
 from . import ROOT
 
-SETUP = "python3 -m venv venv && . venv/bin/activate && pip install --require-hashes -r requirements.lock"
+SETUP = ("python3 -m venv venv && . venv/bin/activate && pip install --require-hashes -r requirements.lock "
+         "&& pip install --no-deps --no-build-isolation -e .")
 EXIT_USAGE = 2
 
 
@@ -19,7 +20,7 @@ def run_script(name):
         runpy.run_module(f"{__package__}.{name}", run_name="__main__", alter_sys=True)  # as if run as a file
     except ModuleNotFoundError as error:
         missing = (error.name or "").partition(".")[0]
-        if not missing or missing in (__package__.partition(".")[0], "components"):  # the project's own: a bug
+        if not missing or missing == __package__.partition(".")[0]:  # this package itself: a bug
             raise
         sys.stderr.write(f"{name}.py: error: the Python package {missing!r} is not installed for {sys.executable}; "
                          f"set up the project's environment (in {ROOT}): {SETUP}\n")

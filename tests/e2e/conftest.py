@@ -1,5 +1,5 @@
 """The end-to-end tier: the real Pulumi CLI, language host and pulumi-kubernetes provider against the
-sandbox's real kube-apiserver (scripts/sandbox.py), each scenario in a throwaway copy of the project.
+sandbox's real kube-apiserver (python -m sandbox), each scenario in a throwaway copy of the project.
 
 The sandbox comes from the environment when one is sourced ($BLUEGREEN_SANDBOX), else this session
 starts one from the build, which all workers share, and stops it at the end; a module whose scenarios
@@ -19,13 +19,10 @@ from pathlib import Path
 import pytest
 
 
-from conftest import SHARED_SANDBOX_DIR, e2e_unavailable, stop_sandbox  # noqa: E402
-from e2e.released_project import STACKS, Released  # noqa: E402
-from e2e.sandbox_project import ROOT, Project, make_project  # noqa: E402
-
-sys.path.insert(0, str(ROOT))
-
-from scripts import sandbox as sandbox_script  # noqa: E402
+from harness.e2e_tier import SHARED_SANDBOX_DIR, e2e_unavailable, stop_sandbox
+from harness.released_project import STACKS, Released
+from harness.sandbox_project import ROOT, Project, make_project
+from sandbox import cluster as sandbox_script
 
 SANDBOX_VARIABLES = ("PATH", "KUBECONFIG", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_HOME", "PULUMI_SKIP_UPDATE_CHECK",
                      "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "PULUMI_IGNORE_AMBIENT_PLUGINS", "GOGC",
@@ -41,7 +38,7 @@ def start_sandbox(env_file: Path) -> dict[str, str]:
     problem = e2e_unavailable(required_too=True)
     if problem:  # only when BLUEGREEN_E2E=require: otherwise tests/conftest.py deselected the tier
         pytest.fail(f"{problem} (BLUEGREEN_E2E=require)", pytrace=False)
-    started = subprocess.run([sys.executable, str(ROOT / "scripts" / "sandbox.py"), "up", "--env-file", str(env_file)],
+    started = subprocess.run([sys.executable, "-m", "sandbox", "up", "--env-file", str(env_file)],
                              text=True, capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
     if started.returncode != 0:
         pytest.fail(f"sandbox.py up failed:\n{started.stderr}", pytrace=False)

@@ -13,7 +13,7 @@ import re
 import pytest
 import yaml
 
-from e2e.sandbox_project import ROOT, Project, make_project
+from harness.sandbox_project import ROOT, Project, make_project
 
 TOKEN = "ci-t0ken-" + "z" * 20
 WORKFLOW = ROOT / ".github" / "workflows" / "preview.yml"

@@ -1,4 +1,4 @@
-"""The stand-in `pulumi` (tests/fake_pulumi.py) held to the real CLI: one scenario of the commands the
+"""The stand-in `pulumi` (tests/harness/fake_pulumi.py) held to the real CLI: one scenario of the commands the
 scripts run, against both, and the answers compared as the scripts read them.
 
 Each answer is reduced to what release.py relies on: success or failure, stdout (JSON parsed, the
@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 import pytest
 
-from e2e.sandbox_project import Project, make_project
-from release_world import World
+from harness.sandbox_project import Project, make_project
+from harness.release_world import World
 
 LOCK = "bluegreen:release"
 LOCK_VALUE = "green rc-1 ci@runner 2026-11-28T12:00:00Z"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from e2e.sandbox_project import Project, make_project
+from harness.sandbox_project import Project, make_project
 
 STACKS = ("blue", "green", "routing", "empty")
 

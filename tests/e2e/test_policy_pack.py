@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import textwrap
 
-from e2e.sandbox_project import make_project
+from harness.sandbox_project import make_project
 
 POLICIES = ("virtualservice-subsets-defined", "test-route-not-catch-all", "deployment-readiness-probe",
             "deployment-resource-limits", "no-plain-secret-env")

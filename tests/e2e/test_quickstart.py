@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from components.routes import COLOR_HEADER, color_for
-from e2e.sandbox_project import ROOT, Project, make_project
+from harness.sandbox_project import ROOT, Project, make_project
 
 PASSWORD = "the-password"  # what the README's quickstart sets as DB_PASSWORD
 
@@ -23,7 +23,7 @@ def quickstart_commands() -> list[str]:
     assert block, "README.md has no 'Quickstart without Docker' bash block"
     lines = [line.split("  #")[0].strip() for line in block.group(1).splitlines()]
     start = next(i for i, line in enumerate(lines) if line.endswith(". sandbox.env"))
-    end = next(i for i, line in enumerate(lines) if "sandbox.py down" in line)
+    end = next(i for i, line in enumerate(lines) if "-m sandbox down" in line)
     return [line for line in lines[start + 1:end] if line]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from e2e.released_project import SETTLE, default_route, lock, release, route_names, through_gateway
+from harness.released_project import SETTLE, default_route, lock, release, route_names, through_gateway
 
 
 def test_the_seeds_cycle_promote_status_rollback_and_decommission(released, live):

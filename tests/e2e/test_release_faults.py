@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from e2e.released_project import SETTLE, Released, default_route, lock, release, route_names, through_gateway
-from e2e.sandbox_project import Project
-from scripts import sandbox as sandbox_script
+from harness.released_project import SETTLE, Released, default_route, lock, release, route_names, through_gateway
+from harness.sandbox_project import Project
+from sandbox import cluster as sandbox_script
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from e2e.released_project import SETTLE, behave, default_route, lock, release, route_names, through_gateway
+from harness.released_project import SETTLE, behave, default_route, lock, release, route_names, through_gateway
 
 
 def test_a_failing_smoke_test_flips_nothing_and_removes_the_test_route(live):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark (not a test): the cost of a flip and a rollback with the real CLI on the sandbox.
 
-    python tests/e2e/bench_flip.py [--runs N]
+    python benchmarks/bench_flip.py [--runs N]
 
 Uses the sandbox in the environment ($BLUEGREEN_SANDBOX, from `. sandbox.env`) or starts one. In a
 throwaway copy of the project with blue live and green ready, it times, N times each, median shown:
@@ -26,13 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parent.parent
 
-from e2e.sandbox_project import Project, make_project  # noqa: E402
-from scripts import sandbox  # noqa: E402
+from harness.sandbox_project import Project, make_project
+from sandbox import cluster
 
 GOAL = 1.5
 STEP = re.compile(r"^ok\s+(.*) \((\d+\.\d+)s\)$")
@@ -111,10 +108,10 @@ def main() -> int:
         env = dict(os.environ)
     else:
         started = Path(tempfile.mkdtemp()) / "sandbox.env"
-        print("starting a sandbox (scripts/sandbox.py up)", file=sys.stderr)
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "sandbox.py"), "up", "--env-file", str(started)],
+        print("starting a sandbox (python -m sandbox up)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "sandbox", "up", "--env-file", str(started)],
                        check=True, timeout=300)
-        env = sandbox.read_env_file(started)
+        env = cluster.read_env_file(started)
     project = None
     try:
         project = make_project(Path(tempfile.mkdtemp()) / "project", env)
@@ -125,7 +122,7 @@ def main() -> int:
         if project is not None:
             project.cleanup()
         if started:
-            subprocess.run([sys.executable, str(ROOT / "scripts" / "sandbox.py"), "down", "--env-file", str(started)],
+            subprocess.run([sys.executable, "-m", "sandbox", "down", "--env-file", str(started)],
                            timeout=120)
     return 0
 

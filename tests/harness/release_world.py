@@ -18,14 +18,14 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import fake_pulumi
-from loopback import answer, ready
+from harness import fake_pulumi
+from harness.loopback import answer, ready
 from components.contract import ColorOutputs, RoutingOutputs, deployment_name
 from components.routes import http_routes, route_color, select_route
 from components.settings import RoutingSettings, declared_defaults, parse_cookie
 
 FAKE = Path(__file__).resolve().parent / "fake_pulumi.py"
-ROOT = FAKE.parent.parent  # the project: the stand-in imports components.contract; Pulumi.yaml holds the defaults
+ROOT = FAKE.parents[2]  # the project: the stand-in imports components.contract; Pulumi.yaml holds the defaults
 LOCK_VALUE = re.compile(r"^(blue|green) (\S+) \S+@\S+ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ pid=\d+ id=[0-9a-f]{8}$")
 
 

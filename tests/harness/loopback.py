@@ -13,11 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # the tests import the scripts and the components
-    sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]  # the project
 
-from components.routes import COLOR_HEADER  # noqa: E402
+from components.routes import COLOR_HEADER
 
 Answer = tuple[int, Mapping[str, str], bytes]
 Handler = Callable[[str, Mapping[str, str]], Answer]  # (path, request headers) -> answer

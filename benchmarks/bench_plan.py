@@ -1,6 +1,6 @@
 """Benchmark (not a test): how long `scripts/plan.py` takes, against importing what the program needs.
 
-    python scripts/bench_plan.py [--runs N]
+    python benchmarks/bench_plan.py [--runs N]
 
 Times, each in a fresh subprocess, N times, and prints the median (and the spread):
   - the bare import of the pulumi and pulumi_kubernetes modules the program uses;
@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 
-from . import ROOT
-from .plan import stack_names
+from bluegreen_tools import ROOT
+from bluegreen_tools.plan import stack_names
 
 GOAL = 2.0
 # What components/ import and touch: the SDK, its runtime (the mock engine), and the Kubernetes

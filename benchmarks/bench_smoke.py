@@ -1,6 +1,6 @@
 """How long a smoke run takes against a healthy loopback gateway: /ready plus three --check paths.
 
-    python tests/bench_smoke.py
+    python benchmarks/bench_smoke.py
 
 Not a test (pytest does not collect it): it prints the median of 50 in-process runs of
 `run_checks`, which release.py makes, and of 10 runs of the command line, which adds the
@@ -14,8 +14,8 @@ import subprocess
 import sys
 import time
 
-from loopback import ROOT, healthy, serve
-from scripts.bluegreen_tools import smoke_test
+from harness.loopback import ROOT, healthy, serve
+from bluegreen_tools import smoke_test
 
 PATHS = ["/api/orders", "/api/users", "/api/health"]
 

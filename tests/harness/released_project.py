@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 import requests
 import yaml
 
-from e2e.sandbox_project import Project, make_project
+from harness.sandbox_project import Project, make_project
 
 LOCK = "bluegreen:release"
 SETTLE = "1"  # the gateway stand-in re-reads the cluster every 0.5 s

@@ -1,6 +1,6 @@
 """Refresh the hash-pinned locks from the requirements files people edit.
 
-    pip install pip-tools==7.6.2 && python scripts/lock.py
+    pip install pip-tools==7.6.2 && python tools/lock.py
 
 Each lock pins every package the input needs, transitively, with the sha256 of every file PyPI has for
 that version, so `pip install --require-hashes -r <lock>` installs exactly what was reviewed or fails:
@@ -28,13 +28,13 @@ import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from . import ROOT
+ROOT = Path(__file__).resolve().parent.parent  # the project
 PIP_TOOLS = "7.6.2"
 PYTHON = (3, 11)
 DEV = ("requirements-dev.txt", "requirements-dev.lock")  # first: it holds every package the others do
 LOCKS = (DEV, ("requirements.txt", "requirements.lock"), ("policy/requirements.txt", "policy/requirements.lock"),
          (".ci/requirements.txt", ".ci/requirements.lock"))
-COMMAND = "python scripts/lock.py"
+COMMAND = "python tools/lock.py"
 
 
 def compile_lock(source: str, output: Path, upgrade: bool) -> None:

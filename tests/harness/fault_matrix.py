@@ -8,7 +8,7 @@ arguments. Each run must end with its expected exit status (0 valid, 1 the progr
 internal error, which only injected bugs may cause), one line of error, no traceback, and no secret value in
 anything it prints. Secret values hold MARK.
 
-    python tests/fault_matrix.py        # runs every case and prints how each ended
+    python -m harness.fault_matrix        # runs every case and prints how each ended
     python -m pytest tests/test_fault_matrix.py   # the same cases as tests; the summary ends the run
 
 plan.py runs in-process (plan.main) against a scratch project per case. Program runs are memoized on their
@@ -32,17 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]  # the project
 
-from components import program as program_module  # noqa: E402
-from components import stackfile  # noqa: E402
-from scripts.bluegreen_tools.secret_values import reveal  # noqa: E402
-from components.settings import COLOR_KEYS, COMMON_KEYS, ROUTING_KEYS, SECRET_KEYS  # noqa: E402
-from scripts.bluegreen_tools import plan  # noqa: E402
-from scripts.bluegreen_tools.plan import diff, render, simulate  # noqa: E402
-from fault_outcomes import Outcome, summary  # noqa: E402
+from components import program as program_module
+from components import stackfile
+from bluegreen_tools.secret_values import reveal
+from components.settings import COLOR_KEYS, COMMON_KEYS, ROUTING_KEYS, SECRET_KEYS
+from bluegreen_tools import plan
+from bluegreen_tools.plan import diff, render, simulate
+from harness.fault_outcomes import Outcome, summary
 
 MARK = "Zq8SecretMark"  # in every secret value given to a case; no output may hold it
 CIPHER = "v1:AAAAEnc" + "Zq8Cipher"  # an encrypted value in a stack file: planned as [secret], never shown

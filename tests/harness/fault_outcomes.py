@@ -1,4 +1,4 @@
-"""How the fault matrix's cases (tests/fault_matrix.py) ended, and their counts. The standard library only:
+"""How the fault matrix's cases (tests/harness/fault_matrix.py) ended, and their counts. The standard library only:
 pytest's controller prints the counts at the end of every run, and importing the matrix (the Pulumi SDK with it)
 there cost half a second after the last test."""
 

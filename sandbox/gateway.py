@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The sandbox's ingress gateway and app stand-ins: it EMULATES Envoy's routing; it is not Envoy.
 
-    python scripts/sandbox_gateway.py --kubeconfig FILE --port PORT --control DIR [--namespace NS]
+    python sandbox/gateway.py --kubeconfig FILE --port PORT --control DIR [--namespace NS]
 
 No container runs in the sandbox (kwok marks pods ready) and no Envoy exists here, so this one
 process plays both:
@@ -310,7 +310,7 @@ def gateway_handler(cluster: Cluster, apps: Apps, port: int):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="sandbox_gateway.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sandbox.gateway", description=__doc__.split("\n\n")[0])
     parser.add_argument("--kubeconfig", required=True, type=Path)
     parser.add_argument("--port", required=True, type=int, help="the gateway's port on 127.0.0.1")
     parser.add_argument("--control", required=True, type=Path, help="folder of the app stand-ins' behaviour files")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from scripts import sandbox as sandbox_script
+from sandbox import cluster as sandbox_script
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND_TIMEOUT = 300  # seconds for one pulumi or kubectl command; a hung one fails its test
