@@ -7,6 +7,7 @@ bash .semaphore/install-pulumi.sh
 export PATH="$HOME/.pulumi/bin:$PATH"
 python -m venv venv
 venv/bin/python -m pip install --quiet --require-hashes -r requirements.lock
+venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .  # the project's packages (pyproject.toml)
 python -m venv policy/venv
 policy/venv/bin/python -m pip install --quiet --require-hashes -r policy/requirements.lock
 export PATH="$PWD/venv/bin:$PATH"  # scripts/release.py runs with the program's requirements

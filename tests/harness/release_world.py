@@ -45,10 +45,10 @@ class World:
         executable = bin_dir / "pulumi"
         # SIGINT kills it silently until fake_pulumi takes over, as it does the CLI: on a busy machine the
         # time limit's SIGINT can arrive while it still imports.
-        executable.write_text(f"#!{sys.executable} -IS\nimport _signal, sys\n"
+        # -I: isolated from the caller's PYTHONPATH and user site; the harness comes from the project's install.
+        executable.write_text(f"#!{sys.executable} -I\nimport _signal, sys\n"
                               "_signal.signal(_signal.SIGINT, _signal.SIG_DFL)\n"
-                              f"sys.path[:0] = [{str(FAKE.parent)!r}, {str(ROOT)!r}]\n"
-                              "import fake_pulumi\nsys.exit(fake_pulumi.main(sys.argv[1:]))\n")
+                              "from harness import fake_pulumi\nsys.exit(fake_pulumi.main(sys.argv[1:]))\n")
         executable.chmod(0o755)
         self.path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
         self.save({
