@@ -13,6 +13,7 @@ import pytest
 
 from harness.loopback import ROOT, answer, closed_port, healthy, ready, self_signed, serve
 from bluegreen_tools import smoke_test
+from bluegreen_tools.smoke import client
 
 SCRIPT = ROOT / "scripts" / "smoke_test.py"
 
@@ -269,7 +270,7 @@ def test_the_junit_report_is_written_on_a_pass_with_the_answers_counted(tmp_path
 def test_the_run_has_a_deadline_of_its_own(monkeypatch):
     """A check stuck where no deadline of its own reaches (a DNS lookup, a bug) does not hold the run."""
     stuck = threading.Event()
-    monkeypatch.setattr(smoke_test, "_get", lambda *args, **kwargs: stuck.wait(30))
+    monkeypatch.setattr(client, "get", lambda *args, **kwargs: stuck.wait(30))
     start = time.monotonic()
     try:
         results = smoke_test.run_checks("http://gateway.example", timeout=5, run_timeout=0.3)
