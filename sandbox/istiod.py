@@ -29,6 +29,25 @@ WEBHOOK_CONFIG = "istiod-default-validator"  # the name Istio's base chart gives
 ALWAYS_REJECT = "internal.istio.io/webhook-always-reject"  # Istio's own probe: its webhook refuses any object so marked
 SHUTDOWN = "1s"  # istiod drains for 10 s on SIGTERM by default: longer than a test that stops it wants to wait
 ENV = "/usr/bin/env"  # in front of the binary, so the recorded argv carries the environment `restart` needs
+# istio.io/istio's VERSION file at the pinned commit, plus the "-dev" Istio's Makefile gives a build not from a release
+# tag (`check_version_file` holds it to the module): what `istioctl version` and istiod's logs report.
+ISTIO_VERSION = "1.31-dev"
+
+
+def version_ldflags(pin: str) -> tuple[str, ...]:
+    """istio.io/istio/pkg/version's variables (each "unknown" unless the linker sets them), as Istio's
+    common/scripts/report_build_info.sh sets them; the revision is the pseudo-version's commit."""
+    variables = {"buildVersion": ISTIO_VERSION, "buildGitRevision": pin.rsplit("-", 1)[-1], "buildStatus": "Clean",
+                 "buildTag": ISTIO_VERSION, "buildHub": "none", "buildOS": "linux", "buildArch": "amd64"}
+    return tuple(f"-X istio.io/istio/pkg/version.{name}={value}" for name, value in variables.items())
+
+
+def check_version_file(module: Path) -> None:
+    """Fails when the pinned istio.io/istio (its folder in the module cache) is not ISTIO_VERSION's."""
+    found = (module / "VERSION").read_text().strip() + "-dev"
+    if found != ISTIO_VERSION:
+        raise Failure(f"istio.io/istio's VERSION file says {found!r} but sandbox/istiod.py's ISTIO_VERSION is "
+                      f"{ISTIO_VERSION!r}: set ISTIO_VERSION to {found!r} with the new pin")
 
 
 @dataclass(frozen=True)
