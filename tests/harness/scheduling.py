@@ -4,7 +4,7 @@
 # the e2e modules first, longest first (measured), each to the next free worker, for the workers to end together.
 E2E_MODULE_ORDER = ("test_guards.py", "test_release_faults.py", "test_ci_files.py", "test_release_stopped.py",
                     "test_release_cycle.py", "test_cli_contract.py", "test_quickstart.py", "test_policy_pack.py",
-                    "test_kubectl_contract.py")
+                    "test_kubectl_contract.py", "test_istio_webhook.py")
 E2E_WORKERS = 4  # the e2e scenarios leave the cores idle a third of the time, waiting on the cluster
 # The unit tier waits too, about 20 s in all, on the time limits its fault cases run into (test_faults_release,
 # test_smoke_test): with a worker per core, a core would idle while its worker waits. A third worker costs its
