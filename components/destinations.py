@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 from .children import child_options
 from .contract import ISTIO_NETWORKING, route_object_name, service_name
 from .metadata import owned_metadata
-from .settings import COLORS
+from .domain import COLORS
 
 SERVICE_PORT = 3000
 

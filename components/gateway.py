@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 from .children import child_options
 from .contract import ISTIO_NETWORKING, gateway_name
 from .metadata import owned_metadata
-from .settings import Tls
+from .domain import Tls
 
 
 @dataclass(frozen=True)

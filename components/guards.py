@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Mapping, Optional
 
 from .contract import ColorOutputs, RoutingOutputs, deployment_name
-from .settings import PROJECT, ColorSettings, RoutingSettings, other_color
+from .domain import PROJECT, ColorSettings, RoutingSettings, other_color
 
 
 class GuardError(RuntimeError):

@@ -19,8 +19,9 @@ from .destinations import ColorDestinations, ColorDestinationsArgs
 from .gateway import IngressGateway, IngressGatewayArgs
 from .guards import GuardError, LiveDeployment, check_live_targets, check_live_update, check_routing_targets
 from .routes import http_routes
-from .settings import (PROJECT, TEST_TOKEN_FIX, ColorSettings, RoutingSettings, SettingsError, declared_defaults,
-                       parse_settings)
+from .config_keys import TEST_TOKEN_FIX
+from .domain import PROJECT, ColorSettings, RoutingSettings, SettingsError
+from .settings import declared_defaults, parse_settings
 from .virtualservice import BlueGreenRoutes, BlueGreenRoutesArgs
 from .workload import ColorWorkload, ColorWorkloadArgs
 

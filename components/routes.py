@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional, Sequence
 import re2  # Envoy matches header regexes with RE2; so does this evaluator
 
 from .contract import service_name
-from .settings import Cookie, RoutingSettings
+from .domain import Cookie, RoutingSettings
 
 COLOR_HEADER = "x-bluegreen-color"  # set on every response, so a client can prove which color answered
 

@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 
 from .children import child_options
 from .metadata import owned_metadata
-from .settings import ColorSettings, env_value_text
+from .domain import ColorSettings, env_value_text
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,10 @@ from harness.stacks import BLUE_STACK, DEFAULTS, GREEN_STACK, assert_schema_vali
 from bluegreen_tools.secret_values import mask, reveal
 from components.contract import ColorOutputs, RoutingOutputs
 from components.routes import color_for
-from components.settings import (COLOR_KEYS, COMMON_KEYS, ISTIO_RESERVED_PORTS, RETRY_ON, ROUTING_KEYS, SECRET_KEYS,
-                                 SettingsError, hosts_overlap, parse_settings)
+from components.config_keys import COLOR_KEYS, COMMON_KEYS, ROUTING_KEYS, SECRET_KEYS
+from components.domain import SettingsError
+from components.rules import ISTIO_RESERVED_PORTS, RETRY_ON, hosts_overlap
+from components.settings import parse_settings
 from components.stackfile import StackFileError, stack_config
 
 MARK = "Qx7Kw9"  # in every secret value; nothing shown to a person may hold it

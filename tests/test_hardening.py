@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 
 import pytest
 
@@ -14,7 +15,9 @@ from harness.stacks import DEFAULTS, assert_schema_valid, deployed, run_stack
 from bluegreen_tools.secret_values import SecretValue, mask, reveal
 from bluegreen_tools.stack_config import stack_file_config
 from components.routes import color_for
-from components.settings import SettingsError, parse_settings
+from components.rules import parse_quantity
+from components.domain import SettingsError
+from components.settings import parse_settings
 
 TOKEN = "Zt7-qP2xW9_kL4mN8vB3cR6y"  # a valid, unguessable cookie value
 COLOR = {"color": "blue", "image": "registry.example.com/myapp:v1.0.0"}
@@ -189,6 +192,29 @@ def test_a_bad_resource_quantity_is_refused(key, value, problem):
 def test_cpu_quantities_in_every_kubernetes_form_are_accepted(quantity):
     settings = parse_settings({**COLOR, "cpuLimit": quantity, "cpuRequest": "1m"}, "blue", defaults=DEFAULTS)
     assert settings.limits["cpu"] == quantity
+
+
+@pytest.mark.parametrize("key, value, resource, bounds", [
+    ("memoryRequest", "1E", "memory", "4Mi and 4Ti"),
+    ("memoryLimit", "1E", "memory", "4Mi and 4Ti"),
+    ("cpuRequest", "1E", "cpu", "1m and 1000 (cores)"),
+    ("memoryRequest", "1Ei", "memory", "4Mi and 4Ti"),
+    ("cpuLimit", "2Ei", "cpu", "1m and 1000 (cores)"),
+])
+def test_exa_quantities_are_read_as_kubernetes_reads_them_and_refused_as_too_large(key, value, resource, bounds):
+    # E and Ei are suffixes (exa, exbi) to Kubernetes, not an exponent without digits: a range refusal, not a crash.
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({**COLOR, key: value}, "blue", defaults=DEFAULTS)
+    example = DEFAULTS[key]
+    assert str(caught.value) == (f"bluegreen:{key} is {value!r}: it must be a Kubernetes quantity of {resource} "
+                                 f"between {bounds}, e.g. {example}. Fix: pulumi config set {key} {example} -s blue")
+
+
+def test_quantity_suffixes_mean_what_they_mean_to_kubernetes():
+    assert parse_quantity("1E") == 10 ** 18 and parse_quantity("1.5E") == 15 * 10 ** 17
+    assert parse_quantity("1Ei") == 2 ** 60 and parse_quantity("2Ei") == 2 ** 61
+    assert parse_quantity("1E3") == 1000 and parse_quantity("5e-1") == Decimal("0.5")
+    assert parse_quantity("1e") is None and parse_quantity("1Ee") is None
 
 
 def test_a_color_with_several_pods_gets_a_disruption_budget_over_exactly_its_pods():

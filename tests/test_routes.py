@@ -6,7 +6,8 @@ from components.routes import (
     COLOR_HEADER, UnsupportedMatch, color_for, cookie_of_regex, cookie_regex, describe_match, http_routes,
     request_for, select_route,
 )
-from components.settings import Cookie, parse_settings
+from components.domain import Cookie
+from components.settings import parse_settings
 from harness.stacks import DEFAULTS
 
 TUTORIAL_REGEX = "^(.*?;)?(test=true)(;.*)?$"

@@ -5,10 +5,10 @@ import json
 import pytest
 import yaml
 
-from components.settings import (
-    COLOR_KEYS, COMMON_KEYS, DIGEST_HEX_LENGTHS, ISTIO_RESERVED_PORTS, OBJECT_KEYS, ROUTING_KEYS,
-    ColorSettings, RoutingSettings, SettingsError, declared_defaults, parse_settings, show,
-)
+from components.config_keys import COLOR_KEYS, COMMON_KEYS, OBJECT_KEYS, ROUTING_KEYS, declaration_problems
+from components.domain import ColorSettings, RoutingSettings, SettingsError, show
+from components.rules import DIGEST_HEX_LENGTHS, ISTIO_RESERVED_PORTS
+from components.settings import declared_defaults, parse_settings
 from harness.stacks import DEFAULTS, ROOT
 from bluegreen_tools.stack_config import config_text, with_declared_defaults
 
@@ -37,6 +37,18 @@ def test_pulumi_yaml_declares_every_key_with_type_and_description():
     # The object keys the schema cannot type are still documented in the file.
     for key in OBJECT_KEYS:
         assert key in (ROOT / "Pulumi.yaml").read_text()
+    assert declaration_problems(declared) == []
+
+
+def test_the_key_table_finds_what_pulumi_yaml_declares_wrong():
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    wrong = {**declared, "replicas": {**declared["replicas"], "type": "string"}, "tls": {"type": "string"},
+             "colour": {"type": "string", "default": ""}}
+    del wrong["port"]["default"], wrong["hosts"]
+    assert declaration_problems(wrong) == [
+        "colour is not a key of the program", "replicas is declared as 'string', not 'integer'",
+        "port has no default, so the CLI would require it on every stack",
+        "hosts is not declared", "tls holds an object, which the project schema cannot declare"]
 
 
 def test_defaults_come_from_pulumi_yaml_when_the_cli_does_not_inject_them():

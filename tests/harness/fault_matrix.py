@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]  # the project
 from components import program as program_module
 from components import stackfile
 from bluegreen_tools.secret_values import reveal
-from components.settings import COLOR_KEYS, COMMON_KEYS, ROUTING_KEYS, SECRET_KEYS
+from components.config_keys import COLOR_KEYS, COMMON_KEYS, ROUTING_KEYS, SECRET_KEYS
 from bluegreen_tools import plan
 from bluegreen_tools.plan import diff, render, simulate
 from harness.fault_outcomes import Outcome, summary
