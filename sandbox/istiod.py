@@ -105,7 +105,7 @@ def environment(kubeconfig: Path) -> dict[str, str]:
 def argv(binary: Path, ports: Ports, tls: Path, kubeconfig: Path) -> list[str]:
     """The command line: every port on 127.0.0.1; the webhook's certificate from tls/ (istiod's flags take
     precedence over its well-known /var/run/secrets/istiod/tls); no secure xDS port (the gateway stand-in
-    speaks plaintext xDS, and without one istiod opens no 15012)."""
+    is to speak plaintext xDS, issue 22; without it istiod opens no 15012)."""
     env = [f"{name}={value}" for name, value in environment(kubeconfig).items()]
     return [ENV, *env, str(binary), "discovery", "--kubeconfig", str(kubeconfig), "--domain", "cluster.local",
             "--grpcAddr", f"127.0.0.1:{ports.grpc}", "--httpAddr", f"127.0.0.1:{ports.http}",
