@@ -53,6 +53,9 @@ def test_other_namespaces_are_ignored_and_the_old_config_form_is_read(tmp_path):
 def test_an_anchor_and_a_merge_key_are_read(tmp_path):
     raw, _ = config_of(tmp_path, "base: &env {A: '1'}\nconfig:\n  bluegreen:env: {<<: *env, B: '2'}\n")
     assert json.loads(raw["env"]) == {"A": "1", "B": "2"}
+    # A key of the mapping itself wins over a merged one, as in yaml.v3: not a key given twice.
+    raw, _ = config_of(tmp_path, "base: &env {A: '1'}\nconfig:\n  bluegreen:env: {<<: *env, A: '2'}\n")
+    assert json.loads(raw["env"]) == {"A": "2"}
 
 
 LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -75,6 +78,8 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     ("config: [a, b]\n", "its config: is not a mapping"),
     ("- config\n", "its top level must be a mapping"),
     ("config: *nothing\n", "found undefined alias"),
+    ("config:\n  bluegreen:env: &a [*a]\n", "it has an alias inside the value it stands for"),  # yaml.v3 refuses too
+    ("config:\n  bluegreen:env: {<<: {A: 1}, B: 1, B: 2}\n", "the key 'B' is given twice"),
     ("config:\n\tbluegreen:app: a\n", "not valid YAML"),
     ("a: 1\n---\nb: 2\n", "expected a single document"),
     ("config:\n  bluegreen:app: \x07\n", "not valid YAML"),
