@@ -28,6 +28,9 @@ class ColorDestinations(pulumi.ComponentResource):
     Both subsets always exist, so a flip or a rollback changes the VirtualService and nothing else.
     """
 
+    host: pulumi.Output[str]  # the Service the routes send to
+    subsets: pulumi.Output[list[str]]  # the DestinationRule's subsets, once it is declared
+
     def __init__(self, name: str, args: ColorDestinationsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("bluegreen:destinations:ColorDestinations", name, None, opts)
         labels = {"app": args.app}
@@ -40,17 +43,19 @@ class ColorDestinations(pulumi.ComponentResource):
                 ports=[k8s.core.v1.ServicePortArgs(name="http", port=SERVICE_PORT, target_port="http",
                                                    protocol="TCP")],
             ),
-            opts=child_options(self, opts),
+            opts=child_options(self),
         )
-        k8s.apiextensions.CustomResource(
+        self.host = service.metadata.name
+        rule = k8s.apiextensions.CustomResource(
             f"{name}-blue-green",
             api_version=ISTIO_NETWORKING,
             kind="DestinationRule",
             metadata=owned_metadata(route_object_name(args.app), args.namespace, labels),
             spec={
-                "host": service_name(args.app),
+                "host": self.host,  # from the Service: the rule is declared after it
                 "subsets": [{"name": color, "labels": {"color": color}} for color in COLORS],
             },
-            opts=child_options(self, opts, depends_on=[service]),
+            opts=child_options(self),
         )
-        self.register_outputs({})
+        self.subsets = rule.metadata.apply(lambda _: list(COLORS))
+        self.register_outputs({"host": self.host, "subsets": self.subsets})

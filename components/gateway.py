@@ -36,14 +36,17 @@ def gateway_servers(hosts: Sequence[str], tls: Optional[Tls]) -> list[dict]:
 class IngressGateway(pulumi.ComponentResource):
     """Gateway `<app>-gateway` on Istio's default ingress gateway: HTTP on port 80, HTTPS on 443 with TLS."""
 
+    gateway_name: pulumi.Output[str]  # what a VirtualService binds to; known once the Gateway is declared
+
     def __init__(self, name: str, args: IngressGatewayArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("bluegreen:gateway:IngressGateway", name, None, opts)
-        k8s.apiextensions.CustomResource(
+        gateway = k8s.apiextensions.CustomResource(
             name,
             api_version=ISTIO_NETWORKING,
             kind="Gateway",
             metadata=owned_metadata(gateway_name(args.app), args.namespace, {"app": args.app}),
             spec={"selector": {"istio": "ingressgateway"}, "servers": gateway_servers(args.hosts, args.tls)},
-            opts=child_options(self, opts),
+            opts=child_options(self),
         )
-        self.register_outputs({})
+        self.gateway_name = gateway.metadata["name"]  # a custom resource's outputs are plain data
+        self.register_outputs({"gateway_name": self.gateway_name})

@@ -125,7 +125,7 @@ async def routing_stack(settings: RoutingSettings) -> dict[str, Any]:
     destinations = ColorDestinations(settings.app, ColorDestinationsArgs(settings.app, settings.namespace))
     BlueGreenRoutes(route_object_name(settings.app),
                     BlueGreenRoutesArgs(app=settings.app, namespace=settings.namespace, hosts=settings.hosts,
-                                        gateway=gateway_name(settings.app), http=http),
-                    pulumi.ResourceOptions(depends_on=[gateway, destinations]))
+                                        gateway=gateway.gateway_name, http=http, host=destinations.host,
+                                        subsets=destinations.subsets))
     return RoutingOutputs(active=settings.active, test=settings.test, active_release=targets[settings.active].release,
                           test_release=targets[settings.test].release if settings.test else None).exported()

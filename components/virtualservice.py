@@ -18,15 +18,28 @@ class BlueGreenRoutesArgs:
     app: str
     namespace: str
     hosts: Sequence[str]
-    gateway: str
+    gateway: pulumi.Input[str]  # IngressGateway.gateway_name
     # From routes.http_routes, the one place routes are computed; a secret Output when it holds the test token.
     http: pulumi.Input[Sequence[dict[str, Any]]]
+    host: pulumi.Input[str]  # ColorDestinations.host
+    subsets: pulumi.Input[Sequence[str]]  # ColorDestinations.subsets
+
+
+def bound_routes(http: Sequence[dict[str, Any]], host: str, subsets: Sequence[str]) -> Sequence[dict[str, Any]]:
+    """The routes, each checked to send to the Service and a subset the DestinationRule declares."""
+    for route in http:
+        for destination in (entry["destination"] for entry in route.get("route", [])):
+            if destination["host"] != host or destination["subset"] not in subsets:
+                raise ValueError(f"route {route.get('name')!r} sends to {destination['host']}/{destination['subset']}, "
+                                 f"not to a subset of {host} ({', '.join(subsets)})")
+    return http
 
 
 class BlueGreenRoutes(pulumi.ComponentResource):
     """VirtualService `<app>-blue-green`, bound to the gateway, with the routes in Istio's order.
 
-    Give it `depends_on` the gateway and the subsets: a route to a subset Istio does not know yet answers 503.
+    It takes the gateway's name and the subsets as Outputs, so it is declared after both: a route to a subset
+    Istio does not know yet answers 503.
     """
 
     def __init__(self, name: str, args: BlueGreenRoutesArgs, opts: Optional[pulumi.ResourceOptions] = None):
@@ -36,7 +49,8 @@ class BlueGreenRoutes(pulumi.ComponentResource):
             api_version=ISTIO_NETWORKING,
             kind="VirtualService",
             metadata=owned_metadata(route_object_name(args.app), args.namespace, {"app": args.app}),
-            spec={"hosts": list(args.hosts), "gateways": [args.gateway], "http": args.http},
-            opts=child_options(self, opts),
+            spec={"hosts": list(args.hosts), "gateways": [args.gateway],
+                  "http": pulumi.Output.all(args.http, args.host, args.subsets).apply(lambda a: bound_routes(*a))},
+            opts=child_options(self),
         )
         self.register_outputs({})

@@ -51,8 +51,8 @@ class ColorWorkload(pulumi.ComponentResource):
     def __init__(self, name: str, args: ColorWorkloadArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("bluegreen:workload:ColorWorkload", name, None, opts)
         settings = args.settings
-        env = self._container_env(name, args, opts)
-        migration = self._migration_job(name, settings, env, opts) if settings.migrate_command else None
+        env = self._container_env(name, args)
+        migration = self._migration_job(name, settings, env) if settings.migrate_command else None
         labels = pod_labels(settings)
         selector = {"app": settings.app, "color": settings.color}
         deployment = k8s.apps.v1.Deployment(
@@ -88,7 +88,7 @@ class ColorWorkload(pulumi.ComponentResource):
                         label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector))]),
                 ),
             ),
-            opts=child_options(self, opts, depends_on=[migration] if migration else None),
+            opts=child_options(self, depends_on=[migration] if migration else None),
         )
         if settings.replicas > 1:
             # Voluntary evictions (node drains, upgrades) take one pod of the color at a time.
@@ -97,14 +97,13 @@ class ColorWorkload(pulumi.ComponentResource):
                 metadata=owned_metadata(settings.deployment_name, settings.namespace, selector),
                 spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
                     max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector)),
-                opts=child_options(self, opts),
+                opts=child_options(self),
             )
         self.deployment_name = deployment.metadata.name
         self.ready_replicas = deployment.status.apply(lambda status: (status.ready_replicas or 0) if status else 0)
         self.register_outputs({"deployment_name": self.deployment_name, "ready_replicas": self.ready_replicas})
 
-    def _container_env(self, name: str, args: ColorWorkloadArgs,
-                       opts: Optional[pulumi.ResourceOptions]) -> list[k8s.core.v1.EnvVarArgs]:
+    def _container_env(self, name: str, args: ColorWorkloadArgs) -> list[k8s.core.v1.EnvVarArgs]:
         settings = args.settings
         env = [k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in sorted(settings.env.items())]
         if not settings.secret_env_names:
@@ -118,7 +117,7 @@ class ColorWorkload(pulumi.ComponentResource):
             immutable=True,
             string_data=pulumi.Output.secret(args.secret_env).apply(
                 lambda values: {key: env_value_text(value) for key, value in (values or {}).items()}),
-            opts=child_options(self, opts),
+            opts=child_options(self),
         )
         return env + [
             k8s.core.v1.EnvVarArgs(name=key, value_from=k8s.core.v1.EnvVarSourceArgs(
@@ -126,8 +125,8 @@ class ColorWorkload(pulumi.ComponentResource):
             for key in settings.secret_env_names
         ]
 
-    def _migration_job(self, name: str, settings: ColorSettings, env: list[k8s.core.v1.EnvVarArgs],
-                       opts: Optional[pulumi.ResourceOptions]) -> k8s.batch.v1.Job:
+    def _migration_job(self, name: str, settings: ColorSettings,
+                       env: list[k8s.core.v1.EnvVarArgs]) -> k8s.batch.v1.Job:
         """The tutorial's `npm run migrate`, as a Job that must succeed before the pods roll out."""
         # Not `app=<app>`: a running migration pod must never become an endpoint of the Service.
         labels = {"app.kubernetes.io/name": settings.app, "app.kubernetes.io/component": "migration",
@@ -152,5 +151,5 @@ class ColorWorkload(pulumi.ComponentResource):
             ),
             # A Job's pod template is immutable: a new release replaces the Job, and the fixed name
             # means the old one must go first.
-            opts=child_options(self, opts, delete_before_replace=True),
+            opts=child_options(self, delete_before_replace=True),
         )

@@ -119,16 +119,41 @@ def test_urns_stay_those_of_deployed_stacks_and_children_wait_for_what_they_need
         "bluegreen:destinations:ColorDestinations$kubernetes:networking.istio.io/v1:DestinationRule::myapp-blue-green"]
 
 
-def test_children_take_the_callers_options_but_not_its_aliases():
+def test_a_child_gets_its_parent_and_what_the_component_means_for_it():
     component = object()
-    opts = pulumi.ResourceOptions(protect=True, aliases=["urn:pulumi:blue::bluegreen::old::name"])
-    child = child_options(component, opts, delete_before_replace=True)
-    assert child.parent is component and child.protect and child.delete_before_replace
-    assert child.aliases is None and opts.aliases  # the component's old names; its children follow it
-    assert child_options(component, None).parent is component
+    child = child_options(component, delete_before_replace=True)
+    assert child.parent is component and child.delete_before_replace
+    assert child.protect is None and child.aliases is None and child.transformations is None
 
 
-# --- the color workload --------------------------------------------------------------------------
+def test_a_callers_options_reach_each_child_once_through_the_sdk(monkeypatch):
+    # The SDK runs a component's transformations on its children and passes protect down; copying the caller's
+    # options into each child ran a transformation twice and put ignore_changes meant for the component on it.
+    calls = []
+
+    def transformation(args):
+        calls.append((args.type_, args.name, args.opts.ignore_changes, args.resource))
+
+    caller = pulumi.ResourceOptions(transformations=[transformation], ignore_changes=["spec"], protect=True)
+    for name in ("IngressGateway", "ColorDestinations", "BlueGreenRoutes", "ColorWorkload"):
+        component = getattr(program_module, name)
+        monkeypatch.setattr(program_module, name, lambda logical, args, opts=None, _component=component: _component(
+            logical, args, pulumi.ResourceOptions.merge(opts, caller)))
+    runs = [run_stack("routing", {"active": "blue", "test": "green"}, outputs=deployed()),
+            run_stack("blue", blue(replicas=2, migrateCommand="npm run migrate", secretEnv={"DB_PASSWORD": SECRET}),
+                      secret_keys={"secretEnv"})]
+    assert all(run.error is None for run in runs)
+    children = [(type_, name, ignored, resource) for type_, name, ignored, resource in calls
+                if not type_.startswith("bluegreen:")]
+    assert sorted(name for _, name, _, _ in children) == sorted(
+        ["myapp-gateway", "myapp", "myapp-blue-green", "myapp-blue-green", "myapp-blue", "myapp-blue-env",
+         "myapp-blue-migrate", "myapp-blue"])  # each child once: the Deployment and the PDB share a name
+    assert len({(type_, name) for type_, name, _, _ in children}) == len(children)  # no child run twice
+    assert all(ignored is None for _, _, ignored, _ in children)  # the component's ignore_changes stays its own
+    assert all(resource._protect for _, _, _, resource in children)  # protect reaches them through the parent
+    components = [ignored for type_, _, ignored, _ in calls if type_.startswith("bluegreen:")]
+    assert len(components) == 4 and all(ignored == ["spec"] for ignored in components)
+
 
 def test_deployment_names_labels_selector_and_probe():
     run = run_stack("blue", blue(port=8080, readinessPath="/healthz", replicas=3))
