@@ -11,7 +11,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.loopback import ROOT, answer, closed_port, healthy, ready, self_signed, serve
+from harness.loopback import (ROOT, answer, closed_port, endless, hanging, healthy, ready, self_signed, serve,
+                              serve_raw, trickling)
 from bluegreen_tools import smoke_test
 from bluegreen_tools.smoke import client
 
@@ -278,3 +279,84 @@ def test_the_run_has_a_deadline_of_its_own(monkeypatch):
         stuck.set()
     assert time.monotonic() - start < 2
     assert [(r.passed, r.detail) for r in results] == [(False, "did not finish by the run's deadline (0.3s)")]
+
+
+# --- the check's deadline: a verdict by settle + timeout + 1 s, whatever the server does -------------------
+
+STATUS = b"HTTP/1.1 200 OK\r\nx-bluegreen-color: green\r\nContent-Type: application/json\r\n"
+NEVER_COMPLETE = {  # server: (what it does, whether its headers complete: a --check path reads no body)
+    "trickles-the-body-after-connection-close":
+        (trickling(STATUS + b"Connection: close\r\nContent-Length: 100000\r\n\r\n"), True),
+    "trickles-the-body": (trickling(STATUS + b"Content-Length: 100000\r\n\r\n"), True),
+    "trickles-the-headers": (trickling(STATUS + b"X-Slow: "), False),
+    "hangs": (hanging, False),
+    "an-endless-chunked-body": (endless, True),
+}
+LATE = "no complete answer in time (the server is slow, or sends its answer a little at a time)"
+
+
+@pytest.mark.parametrize("settle", [0.0, 0.5], ids=["no-settle", "settle"])
+@pytest.mark.parametrize("server", NEVER_COMPLETE, ids=list(NEVER_COMPLETE))
+def test_the_verdict_comes_by_settle_plus_timeout_whatever_the_server_sends(server, settle, capsys):
+    timeout = 0.5
+    respond, headers_complete = NEVER_COMPLETE[server]
+    with serve_raw(respond) as url:
+        code, out, took = run(capsys, "--url", url, "--timeout", str(timeout), "--settle", str(settle),
+                              "--check", "/api")
+    assert code == 1
+    assert settle + timeout - 0.05 <= took < settle + timeout + 1  # waited its time, and not the run's deadline
+    limit = f"0.5s timeout (after the {settle:g}s settle)" if settle else "0.5s timeout"
+    assert line_of(out, "/ready").endswith(f"not ready when the {limit} ran out; last: {LATE}"), out
+    if headers_complete:
+        assert line_of(out, "/api").startswith("PASS "), out
+    else:
+        assert line_of(out, "/api").endswith(f"not ready when the {limit} ran out; last: {LATE}"), out
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+def test_the_verdict_comes_by_the_timeout_when_a_tls_server_hangs(tmp_path, capsys):
+    release = threading.Event()
+
+    def handle(path, headers):  # after the handshake: the socket to shut is the TLS one
+        release.wait(30)
+        return ready("green")
+
+    try:
+        with serve(handle, tls=self_signed(tmp_path)) as url:
+            code, out, took = run(capsys, "--url", url, "--timeout", "1", "--insecure")
+            release.set()
+    finally:
+        release.set()
+    assert code == 1 and 1 - 0.05 <= took < 2
+    assert line_of(out, "/ready").endswith(f"not ready when the 1s timeout ran out; last: {LATE}")
+
+
+def test_the_command_line_gives_its_verdict_by_the_timeout_against_a_trickle(capsys):
+    """The issue's case: `--timeout 3` against a body trickled after `Connection: close` took the run's
+    deadline (timeout + 5 s); timed from the run's first line to its verdict, in a process of its own."""
+    with serve_raw(NEVER_COMPLETE["trickles-the-body-after-connection-close"][0]) as url:
+        child = subprocess.Popen([sys.executable, str(SCRIPT), "--url", url, "--timeout", "1"], text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert child.stdout.readline().startswith("smoke test ")
+            started = time.monotonic()
+            verdict = child.stdout.readline()
+            took = time.monotonic() - started
+            out, err = child.communicate(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+    assert child.returncode == 1, err
+    assert took < 1 + 1
+    assert verdict.startswith("FAIL GET /ready") and verdict.rstrip().endswith(LATE)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+def test_tls_is_verified_with_the_ca_bundle_requests_would_use(tmp_path, capsys, monkeypatch):
+    """A gateway with a private CA: $REQUESTS_CA_BUNDLE names its bundle, as for requests itself."""
+    cert, _ = tls = self_signed(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    with serve(healthy(), tls=tls) as url:
+        code, out, _ = run(capsys, "--url", url, "--consecutive", "1")
+    assert code == 0, out

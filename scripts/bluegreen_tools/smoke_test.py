@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from components.routes import COLOR_HEADER
 from components.settings import COLORS, Cookie, SettingsError, parse_cookie
 
-from .cli import EXIT_FAILED, EXIT_OK, SIGNALS, add_secret, printable, redact, run_main
+from .cli import EXIT_FAILED, EXIT_OK, Session, printable, run_main
 # release.py's promote runs the checks in-process and reports them: the names it uses, from here
 from .smoke.checks import (DEFAULT_CONSECUTIVE, DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, CheckResult,
                            ChecksInterrupted, parse_json, run_checks)
@@ -136,14 +136,15 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return args
 
 
-def _say(text: str) -> None:
-    print(redact(text), flush=True)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, session: Optional[Session] = None) -> int:
+    session = session or Session("smoke_test")
     args = parse_args(argv)
     if args.cookie:
-        add_secret(args.cookie.value)
+        session.secrets.add(args.cookie.value)
+
+    def _say(text: str) -> None:
+        print(session.secrets.redact(text), flush=True)
+
     cookie = f", cookie {args.cookie.name}=[secret]" if args.cookie else ""
     expecting = f", expecting {args.expect_color}" if args.expect_color else ""
     unverified = ", TLS not verified (--insecure)" if args.insecure else ""
@@ -160,16 +161,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as error:  # a bug: the report still says the run failed
         results, stopped = [CheckResult("smoke test run", False, time.monotonic() - start,
                                         f"unexpected {type(error).__name__}: {printable(str(error), 80)}")], error
-    with SIGNALS.cleaning():  # the report is written whatever happened, even on a second signal
+    with session.signals.cleaning():  # the report is written whatever happened, even on a second signal
         _say("\n".join(result_lines(results)))
         passed = sum(r.passed for r in results)
         _say(f"{passed} of {len(results)} checks passed in {time.monotonic() - start:.2f}s")
         if args.junit:
-            write_junit(args.junit, [("smoke", results)])
+            write_junit(args.junit, [("smoke", results)], session.secrets.redact)
     if stopped is not None:
         raise stopped
     return EXIT_OK if passed == len(results) else EXIT_FAILED
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    _session = Session("smoke_test")  # the boundary's: its signals and secrets
+    sys.exit(run_main(lambda: main(session=_session), _session))

@@ -154,3 +154,29 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
                     "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
                     "-out", str(cert)], check=True, capture_output=True)
     return cert, key
+
+
+# --- raw answers that never complete, for the deadline tests (serve_raw) ------------------------------------
+
+def trickling(head: bytes, every: float = 0.05) -> RawHandler:
+    """Sends `head`, then one byte every `every` seconds until the block ends: no read ever waits long,
+    yet the answer never completes."""
+    def respond(connection: socket.socket, request: bytes, stop: threading.Event) -> None:
+        connection.sendall(head)
+        while not stop.wait(every):
+            connection.sendall(b"a")
+    return respond
+
+
+def hanging(connection: socket.socket, request: bytes, stop: threading.Event) -> None:
+    """Accepts the request and never answers."""
+    stop.wait(30)
+
+
+def endless(connection: socket.socket, request: bytes, stop: threading.Event) -> None:
+    """A chunked 200 whose body never ends, 1 KiB every 10 ms: under any cap for minutes, so only a deadline ends it."""
+    connection.sendall(f"HTTP/1.1 200 OK\r\n{COLOR_HEADER}: green\r\nContent-Type: application/json\r\n"
+                       "Transfer-Encoding: chunked\r\n\r\n".encode())
+    chunk = b"400\r\n" + b" " * 1024 + b"\r\n"
+    while not stop.wait(0.01):
+        connection.sendall(chunk)

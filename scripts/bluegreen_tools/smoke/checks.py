@@ -117,8 +117,8 @@ def _run_check(pool: HTTPConnectionPool, target: Target, path: str, ready_check:
         if wrong:
             detail += f"; {wrong} wrong-color answer{'s' if wrong > 1 else ''} in all"
         if cookie and len(cookie.value) >= SECRET_MIN_LENGTH:  # a server may echo it (a Location): never shown
-            detail = detail.replace(cookie.value, "[secret]")
-        return CheckResult(f"GET {path}", passed, time.monotonic() - start, redact(detail), wrong, answers)
+            detail = redact(detail, [cookie.value])
+        return CheckResult(f"GET {path}", passed, time.monotonic() - start, detail, wrong, answers)
 
     while True:
         if stop.is_set():
