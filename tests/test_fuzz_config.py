@@ -51,7 +51,7 @@ NASTY = [
     "organization/bluegreen/blue", "a/b/c/d", "*.example.com", "EXAMPLE.COM", "500ms", "0s", "1h", "24h1ms",
     "5xx,reset", "5xx,,reset", "100m", "256", "256Mi", "1e3", "myapp:latest", "myapp@sha256:abc",
     "[" * 3000 + "]" * 3000, '{"a":' * 3000 + "1" + "}" * 3000, "9" * 5000, "a" * 300, "-" * 64,
-    # What Istio's webhook or its sidecar refuses (components/settings.py mirrors each rule)
+    # What Istio's webhook or its sidecar refuses (components/rules.py mirrors each rule)
     "15021", "15090", "15006", '["shop"]', '["example.123"]', '["*.*.example.com"]', '["' + "a" * 64 + '.com"]',
     '["*", "shop.example.com"]', '["shop.example.com."]', "myapp@sha512:" + "a" * 64, "myapp@sha256:" + "A" * 64,
     "myapp@md5:" + "a" * 32, "test=" + "!" * 600, "!" * 600 + "=1",
