@@ -1,7 +1,8 @@
 """`python -m sandbox build`: the pinned pieces, built from their Go modules into a cache outside the repo.
 
 Pieces: the Pulumi CLI and the Python language host, the pulumi-kubernetes provider, kube-apiserver,
-kube-controller-manager, kube-scheduler, kubectl, etcd and kwok, and Istio's CRDs. Their versions are
+kube-controller-manager, kube-scheduler, kubectl, etcd and kwok, istiod (pilot-discovery) and istioctl,
+and Istio's CRDs. Their versions are
 pinned in one place each: the Go modules in sandbox/*/go.mod (checksums in go.sum), the Python
 packages they must match in requirements.txt.
 """
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Sequence
 
 from bluegreen_tools.cli import EXIT_OK, Failure, log, step
+
+from .istiod import check_version_file, version_ldflags
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ROOT / "sandbox"  # one Go module per group of pieces: the pins
@@ -92,6 +95,10 @@ def pieces() -> tuple[Piece, ...]:
               tuple(f"-X k8s.io/component-base/version.{name}={value}"
                     for name, value in (("gitVersion", kube), ("gitMajor", major), ("gitMinor", minor))),
               tags="osusergo", gcflags=OPTIMIZED),
+        # Istio's own tags; its version variables set as Istio's Makefile sets them (sandbox/istiod.py)
+        Piece("Istio's control plane (pilot-discovery, istioctl)", "istio",
+              ("istio.io/istio/pilot/cmd/pilot-discovery", "istio.io/istio/istioctl/cmd/istioctl"),
+              version_ldflags(module_version("istio", "istio.io/istio")), tags="vtprotobuf,disable_pgv"),
     )
 
 
@@ -228,6 +235,7 @@ def build(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="build-", dir=ensure_dir(cache_root())))
     bin_dir, share = ensure_dir(work / "bin"), ensure_dir(work / "share")
     try:
+        check_version_file(module_dir("istio", "istio.io/istio"))
         for piece in pieces():
             log(f"...  build {piece.name} (sandbox/{piece.module})")
             with step(f"build {piece.name}"):

@@ -27,6 +27,7 @@ from typing import Callable, Optional
 from bluegreen_tools.cli import EXIT_OK, Failure, log, step
 
 from .build import build_dir, ensure_dir, python_pin
+from .istiod import start_istiod
 
 START_TIMEOUT = 120.0  # seconds for one component to become ready (a loaded 2-core machine has needed over 60)
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
@@ -341,6 +342,7 @@ def up(args: argparse.Namespace) -> int:
             passphrase = secrets.token_hex(16)
             (folder / "passphrase").write_text(passphrase)
         start_control_plane(sandbox, target / "share")
+        istiod_env = start_istiod(sandbox)
         url = start_gateway(sandbox)
         home = ensure_dir(folder / "pulumi-home")
         with step("install the provider as a Pulumi plugin (in the sandbox's PULUMI_HOME)"):
@@ -359,6 +361,7 @@ def up(args: argparse.Namespace) -> int:
             "GOGC": "400",
             "BLUEGREEN_SANDBOX": str(folder),
             "BLUEGREEN_URL": url,
+            **istiod_env,
         }
         env_file.write_text("".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items()))
         env_file.chmod(0o600)

@@ -213,3 +213,7 @@ def test_the_modules_that_load_the_schema_models_share_a_worker():
     loading = [path.name for path in (ROOT / "tests").glob("test_*.py")
                if re.search(r"\b(assert_schema_valid|schema_problems|model_for)\(", path.read_text())]
     assert sorted(SCHEMA_MODULES) == sorted(loading)
+
+
+def test_istios_crds_come_from_the_istio_api_that_istiod_is_built_with():
+    assert build.module_version("assets", "istio.io/api") == build.module_version("istio", "istio.io/api")

@@ -1,11 +1,11 @@
-// Modules that scripts/sandbox.py takes files from rather than code, pinned with their checksums:
+// Modules that the sandbox build (sandbox/build.py) takes files from rather than code, pinned with their checksums:
 // Istio's CRDs (istio.io/api, kubernetes/customresourcedefinitions.gen.yaml). A module of its
 // own, so that these pins never move the versions the binaries are built with.
 module bluegreen.local/sandbox/assets
 
 go 1.26
 
-require istio.io/api v1.32.0
+require istio.io/api v1.31.0-rc.0.0.20260824154656-b943409680a7
 
 require (
 	github.com/golang/protobuf v1.5.4 // indirect

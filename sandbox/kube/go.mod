@@ -1,6 +1,6 @@
 // The local control plane: kube-apiserver, kube-controller-manager, kube-scheduler
 // and kubectl from k8s.io/kubernetes, etcd, and kwok, resolved together so the
-// k8s.io libraries they share compile once. scripts/sandbox.py builds the tools.
+// k8s.io libraries they share compile once. sandbox/build.py builds the tools.
 module bluegreen.local/sandbox/kube
 
 go 1.26.0

@@ -2,7 +2,7 @@
 // module proxy serves one commit of it, f47bc2d6f199, which is the v4.25.0
 // release (the Python `pulumi-kubernetes` package is pinned to 4.25.0 to match).
 // Its stock main embeds files that `go generate` writes and the module zip
-// lacks; main.go here embeds the same two files, which scripts/sandbox.py
+// lacks; main.go here embeds the same two files, which sandbox/build.py
 // makes from the module's schema.json and terraform-mapping.json.
 module bluegreen.local/sandbox/provider
 

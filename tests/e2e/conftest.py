@@ -26,7 +26,7 @@ from sandbox import cluster as sandbox_script
 
 SANDBOX_VARIABLES = ("PATH", "KUBECONFIG", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_HOME", "PULUMI_SKIP_UPDATE_CHECK",
                      "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "PULUMI_IGNORE_AMBIENT_PLUGINS", "GOGC",
-                     "BLUEGREEN_SANDBOX", "BLUEGREEN_URL")
+                     "BLUEGREEN_SANDBOX", "BLUEGREEN_URL", "BLUEGREEN_ISTIOD_XDS", "BLUEGREEN_ISTIOD_HTTP")
 
 
 def sourced_sandbox() -> dict[str, str]:
