@@ -34,10 +34,10 @@ from typing import Any, Callable, Optional
 import pytest
 
 from harness.loopback import ROOT, serve, serve_raw
-from harness.release_world import World, color_outputs, mostly_in_process
+from harness.release_world import World, color_outputs, in_boundary, mostly_in_process
 from components.routes import COLOR_HEADER
 from bluegreen_tools import release, smoke_test
-from bluegreen_tools.cli import run_main
+from bluegreen_tools.release import runner as release_runner
 
 LOCK = "bluegreen:release"
 UP = "up --yes --skip-preview -s routing"
@@ -178,7 +178,7 @@ def world(tmp_path, monkeypatch):
 @pytest.fixture
 def quick(world, monkeypatch):
     """The stand-in in this process for every command but the one a hang or kill hook waits for."""
-    monkeypatch.setattr(release, "_popen", mostly_in_process(release._popen, world.state_file))
+    monkeypatch.setattr(release_runner, "popen", mostly_in_process(release_runner.popen, world.state_file))
     return world
 
 
@@ -249,7 +249,7 @@ def test_release_py_ends_safely_under_fault(case, quick, capfd, monkeypatch, rec
     for name, value in case.env.items():
         monkeypatch.setenv(name, value)
     start_state(world, case)
-    code = run_main(lambda: release.main(arguments(world, case.command)))
+    code = in_boundary(release.main, arguments(world, case.command))
     out, err = capfd.readouterr()
     assert_safe(world, code, out, err)
     ended = ending(world, code, err)
@@ -273,7 +273,7 @@ def test_the_gateway_hanging_during_the_smoke_tests_fails_them_in_time(quick, ca
     world = quick
     world.hold = "green"  # the test route's answers never come
     start = time.monotonic()
-    code = run_main(lambda: release.main(arguments(world, "promote")))
+    code = in_boundary(release.main, arguments(world, "promote"))
     out, err = capfd.readouterr()
     assert time.monotonic() - start < 8
     assert_safe(world, code, out, err)
@@ -474,7 +474,7 @@ def test_smoke_test_ends_safely_against_a_bad_server(server, tmp_path, capfd, re
     with serve_raw(server.respond) as url:
         argv[1] = url
         start = time.monotonic()
-        code = run_main(lambda: smoke_test.main(argv))
+        code = in_boundary(smoke_test.main, argv, "smoke_test")
         took = time.monotonic() - start
     out, err = capfd.readouterr()
     text = out + err
@@ -501,8 +501,8 @@ def test_a_redirect_is_never_followed_so_the_cookie_stays_home(capfd, record_pro
 
     with serve_raw(elsewhere) as other:
         with serve_raw(answer(status=b"308 Permanent", headers=(f"Location: {other}/ready".encode(),))) as url:
-            code = run_main(lambda: smoke_test.main(["--url", url, "--cookie", f"test={TOKEN}", "--timeout",
-                                                     str(TIMEOUT)]))
+            code = in_boundary(smoke_test.main, ["--url", url, "--cookie", f"test={TOKEN}", "--timeout",
+                                                 str(TIMEOUT)], "smoke_test")
     out, _ = capfd.readouterr()
     assert code == 1 and hits == [] and "(not followed)" in out
     record(record_property, "smoke_test.py", "a redirect", "failed at once")

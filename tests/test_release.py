@@ -19,9 +19,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from harness.loopback import ROOT, serve
-from harness.release_world import World, color_outputs, mostly_in_process
+from harness.release_world import World, color_outputs, in_boundary, mostly_in_process
 from bluegreen_tools import release, smoke_test
-from bluegreen_tools.cli import run_main
+from bluegreen_tools.release import lock as release_lock, runner as release_runner
 
 LOCK = "bluegreen:release"
 UP = "up --yes --skip-preview -s routing"
@@ -41,7 +41,7 @@ UNLOCK = [f"stack tag get {LOCK} -s routing", f"stack tag rm {LOCK} -s routing"]
 # After a run that changed the routing and failed: the state read back, and the config compared with it.
 REPORT = ["stack output --json -s routing", "config get active -s routing", "config get test -s routing"]
 INITIAL_CONFIG = {"routing": {"active": "blue"}, "blue": {"color": "blue"}, "green": {"color": "green"}}
-REAL_POPEN = release._popen  # starts the pulumi found on PATH
+REAL_POPEN = release_runner.popen  # starts the pulumi found on PATH
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def world(tmp_path, monkeypatch):
     monkeypatch.delenv("BLUEGREEN_TEST_TOKEN", raising=False)
     monkeypatch.delenv("BLUEGREEN_URL", raising=False)
     monkeypatch.setenv("BLUEGREEN_LOCK_SETTLE", "0")  # no pause between setting the lock and reading it back
-    monkeypatch.setattr(release, "_popen", mostly_in_process(REAL_POPEN, world.state_file))
+    monkeypatch.setattr(release_runner, "popen", mostly_in_process(REAL_POPEN, world.state_file))
     with serve(world.gateway) as url:
         world.url = url
         yield world
@@ -61,12 +61,12 @@ def world(tmp_path, monkeypatch):
 @pytest.fixture
 def real_pulumi(world, monkeypatch):
     """Every pulumi command a process of the stand-in found on PATH, as release.py runs the real CLI."""
-    monkeypatch.setattr(release, "_popen", REAL_POPEN)
+    monkeypatch.setattr(release_runner, "popen", REAL_POPEN)
 
 
 def run(capfd, *argv: str) -> tuple[int, str, str]:
     """release.py in-process, as its command line runs it: exit code, stdout, stderr."""
-    code = run_main(lambda: release.main(list(argv)))
+    code = in_boundary(release.main, argv)
     out, err = capfd.readouterr()
     return code, out, err
 
@@ -261,7 +261,7 @@ def test_unlock_clears_a_lock_left_by_a_killed_run_and_says_what_is_left(world, 
 
 
 def test_unlock_refuses_while_the_run_holding_the_lock_still_runs_here(world, capfd):
-    held = release.lock_value("green", "v2")  # this process: a run that is still going
+    held = release_lock.lock_value("green", "v2")  # this process: a run that is still going
     world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: held}))
     code, _, err = run(capfd, "unlock")
     assert code == 1
@@ -489,9 +489,9 @@ def test_a_flag_wins_over_its_environment_variable_which_wins_over_the_default(m
 
 
 def test_each_run_locks_with_a_value_of_its_own():
-    values = {release.lock_value("green", "v2") for _ in range(50)}
+    values = {release_lock.lock_value("green", "v2") for _ in range(50)}
     assert len(values) == 50
-    info = release.LockInfo.parse(values.pop())
+    info = release_lock.LockInfo.parse(values.pop())
     assert info.pid == os.getpid() and info.running_here() is True and info.age() < 60
 
 
@@ -504,7 +504,7 @@ def test_the_settle_pause_catches_a_run_that_set_the_lock_just_after_this_one(wo
         paused.append(seconds)
         world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: winner}))
 
-    monkeypatch.setattr(release, "settle", other_machine_sets_it_meanwhile)
+    monkeypatch.setattr(release_lock, "settle", other_machine_sets_it_meanwhile)
     code, _, err = promote(world, capfd)
     assert code == 1 and paused == [3]
     assert world.calls() == START[:6] and world.tags() == {LOCK: winner}

@@ -1,23 +1,45 @@
-"""What the command-line scripts share: exit codes, one-line progress, secrets kept out of every line,
-text from outside made safe to print, SIGINT/SIGTERM handling, and a main that never shows a traceback."""
+"""What the command-line scripts share: the one error boundary (exit codes, secrets kept out of every line, a
+one-line message, a bug's traceback kept in a log file), one-line progress, text from outside made safe to
+print, and SIGINT/SIGTERM handling.
+
+A script's run owns one `Session` (its signals and its secrets); `run_main(main, session)` is the boundary.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import traceback
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional
 
-EXIT_OK = 0
-EXIT_FAILED = 1  # a check failed, a refusal, a pulumi command failed; bad usage exits 2 (argparse)
+from .secret_values import SECRET_PLACEHOLDER
+
+# The one table of exit codes, for every script.
+EXIT_OK = 0  # done; for plan.py, the plan is valid
+EXIT_FAILED = 1  # a check failed, a refusal, a pulumi command failed, a signal stopped the run
+EXIT_USAGE = 2  # bad usage (argparse exits 2 too)
+EXIT_BUG = 3  # an internal error: a bug, its traceback in a log file
 SECRET_MIN_LENGTH = 8  # a shorter value is no secret worth the name, and hiding it would garble messages
 
 
 class Failure(Exception):
     """An expected failure: its message is one line for a person, and the script exits 1."""
+
+
+class UsageError(Exception):
+    """Bad usage found after argparse (a flag's value that cannot work): exit 2."""
+
+
+class InternalError(Exception):
+    """A bug that the script recognised and described (in itself or in the program): exit 3."""
 
 
 class Interrupted(Failure):
@@ -35,21 +57,31 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-# --- text: secrets out, control characters escaped ------------------------------------------------
+# --- text: secrets out, control characters escaped, one line ---------------------------------------
 
-_SECRETS: set[str] = set()
-
-
-def add_secret(value: Optional[str]) -> None:
-    """From now on `value` is shown as [secret] in every line these scripts print."""
-    if value and len(value) >= SECRET_MIN_LENGTH:
-        _SECRETS.add(value)
-
-
-def redact(text: str) -> str:
-    for secret in _SECRETS:
-        text = text.replace(secret, "[secret]")
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Each of `secrets` in `text` as [secret]; the longest first, so that one inside another is hidden too."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, SECRET_PLACEHOLDER)
     return text
+
+
+class Secrets:
+    """The values a run must never print: every line the session prints has them replaced by [secret]."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+
+    def add(self, value: Optional[str]) -> None:
+        if value and len(value) >= SECRET_MIN_LENGTH:
+            self._values.add(value)
+
+    def update(self, values: Iterable[str]) -> None:
+        for value in values:
+            self.add(value)
+
+    def redact(self, text: str) -> str:
+        return redact(text, self._values)
 
 
 def printable(text: str, limit: int = 120) -> str:
@@ -59,9 +91,14 @@ def printable(text: str, limit: int = 120) -> str:
     return shown + ("..." if len(text) > limit else "")
 
 
+def one_line(text: str) -> str:
+    """A message as one line: its own line breaks (a hostile value's, an exception's) become spaces."""
+    return " ".join(text.split("\n")).replace("\r", " ")
+
+
 def log(text: str) -> None:
     """Progress and diagnostics go to stderr, so stdout holds only a command's result (a table, JSON)."""
-    print(redact(text), file=sys.stderr, flush=True)
+    print(text, file=sys.stderr, flush=True)
 
 
 def result_line(passed: Optional[bool], title: str, seconds: float, detail: str = "") -> str:
@@ -71,15 +108,15 @@ def result_line(passed: Optional[bool], title: str, seconds: float, detail: str 
 
 
 @contextmanager
-def step(title: str) -> Iterator[None]:
+def step(title: str, say: Callable[[str], None] = log) -> Iterator[None]:
     """A step of a longer flow: one progress line when it ends, with how long it took."""
     start = time.monotonic()
     try:
         yield
     except BaseException:
-        log(result_line(False, title, time.monotonic() - start))
+        say(result_line(False, title, time.monotonic() - start))
         raise
-    log(result_line(None, title, time.monotonic() - start))
+    say(result_line(None, title, time.monotonic() - start))
 
 
 # --- signals ------------------------------------------------------------------------------------------
@@ -95,9 +132,6 @@ class Signals:
     """
 
     def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
         self.received: list[int] = []
         self.child: Optional[subprocess.Popen] = None
         self.forwarded_at: Optional[float] = None  # when the child was sent SIGINT
@@ -136,36 +170,82 @@ class Signals:
         finally:
             self.quiet -= 1
 
-
-SIGNALS = Signals()
-
-
-@contextmanager
-def handling_signals() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    SIGNALS.reset()
-    previous = {signum: signal.signal(signum, SIGNALS.handle) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """This object handles SIGINT and SIGTERM meanwhile (only the main thread can install handlers)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {signum: signal.signal(signum, self.handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
-def run_main(main: Callable[[], int]) -> int:
-    """Run a script's main: a Failure or an unexpected error is one line on stderr and exit 1."""
-    with handling_signals():
+# --- the error boundary -------------------------------------------------------------------------------
+
+def _script_name() -> str:
+    path = Path(sys.argv[0] if sys.argv and sys.argv[0] else "script")
+    return path.parent.name if path.stem == "__main__" else path.stem  # `python -m sandbox`: sandbox
+
+
+@dataclass
+class Session:
+    """One run of a script: the signals it handles, the secrets it never prints, and how its lines begin
+    (plan.py's say "plan.py: "). Created once per run, and given to whatever prints or cleans up."""
+
+    script: str = field(default_factory=_script_name)
+    prefix: str = ""
+    signals: Signals = field(default_factory=Signals)
+    secrets: Secrets = field(default_factory=Secrets)
+
+    def log(self, text: str) -> None:
+        log(self.secrets.redact(text))
+
+    def step(self, title: str):
+        return step(title, self.log)
+
+    def bug_log(self, error: BaseException) -> str:
+        """Write the traceback of a bug (secrets redacted) to a log file of its own; where, for the message."""
+        command = " ".join(sys.argv[1:])[:2000]  # what was run, to reproduce it
+        text = self.secrets.redact(f"{self.script}: {command}\n" + "".join(traceback.format_exception(error)))
+        try:
+            handle, path = tempfile.mkstemp(prefix=f"bluegreen-{self.script}-{os.getpid()}-", suffix=".log")
+            with os.fdopen(handle, "w", encoding="utf-8", errors="backslashreplace") as file:
+                file.write(text)
+        except OSError as failure:
+            return f"its traceback could not be kept ({failure.strerror or failure}: {tempfile.gettempdir()})"
+        return f"its traceback is in {path}"
+
+    def verdict(self, error: BaseException) -> tuple[int, str]:
+        """The exit code and the one line that end a run stopped by `error`."""
+        if isinstance(error, Failure):
+            return EXIT_FAILED, f"error: {error}"
+        if isinstance(error, KeyboardInterrupt):  # SIGINT before the handler was installed, or off the main thread
+            return EXIT_FAILED, "error: interrupted"
+        if isinstance(error, UsageError):
+            return EXIT_USAGE, f"error: {error}"
+        where = self.bug_log(error)
+        if isinstance(error, InternalError):
+            return EXIT_BUG, f"internal error: {error}; {where}"
+        return EXIT_BUG, (f"internal error: {type(error).__name__}: {printable(str(error), 500)} (a bug in "
+                          f"{self.script}.py; please report it with the command that caused it; {where})")
+
+
+def run_main(main: Callable[[], int], session: Optional[Session] = None) -> int:
+    """Run a script's main as its one error boundary: its exit code, or the exit code of what stopped it
+    (the table above) with one line on stderr, secrets redacted; never a traceback on the terminal."""
+    session = session or Session()
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")  # a terminal that cannot show a character gets an escape
+    with session.signals.installed():
         try:
             return main()
-        except Failure as failure:
-            SIGNALS.quiet += 1
-            log(f"error: {failure}")
-        except KeyboardInterrupt:
-            SIGNALS.quiet += 1
-            log("error: interrupted")
-        except Exception as error:  # a bug must still not print a traceback at a platform team
-            SIGNALS.quiet += 1
-            log(f"error: unexpected {type(error).__name__}: {printable(str(error), 300)}")
-    return EXIT_FAILED
+        except (Exception, KeyboardInterrupt) as error:  # SystemExit (argparse's exit 2) goes through
+            session.signals.quiet += 1  # a signal now must not interrupt the last line
+            code, line = session.verdict(error)
+            log(session.secrets.redact(one_line(session.prefix + line)))
+            return code

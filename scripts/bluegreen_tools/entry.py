@@ -15,7 +15,8 @@ EXIT_USAGE = 2
 
 
 def run_script(name):
-    """Run bluegreen_tools/<name>.py as __main__, as `python scripts/<name>.py` always has."""
+    """Run bluegreen_tools/<name>.py, or the package <name>/ (its __main__.py), as `python scripts/<name>.py`
+    always has."""
     try:
         runpy.run_module(f"{__package__}.{name}", run_name="__main__", alter_sys=True)  # as if run as a file
     except ModuleNotFoundError as error:

@@ -18,6 +18,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from bluegreen_tools.cli import Session, run_main
 from harness import fake_pulumi
 from harness.loopback import answer, ready
 from components.contract import ColorOutputs, RoutingOutputs, deployment_name
@@ -181,7 +182,7 @@ class InProcess:
 
 
 def mostly_in_process(real: Callable, state_file: Path) -> Callable:
-    """release._popen for the tests of release.py in-process: a command that a hang or kill hook waits for
+    """release.runner.popen for the tests of release.py in-process: a command that a hang or kill hook waits for
     runs as a real process (to be timed out, signalled, killed), every other one in this process."""
     def popen(command: Sequence[str], stream: bool):
         state = fake_pulumi.load(str(state_file))
@@ -191,3 +192,9 @@ def mostly_in_process(real: Callable, state_file: Path) -> Callable:
             return real(command, stream)
         return InProcess(command, stream)
     return popen
+
+
+def in_boundary(main: Callable[..., int], argv: Sequence[str], script: str = "release") -> int:
+    """A script's main in-process, as its command line runs it: inside the error boundary, with one session."""
+    session = Session(script)
+    return run_main(lambda: main(list(argv), session), session)

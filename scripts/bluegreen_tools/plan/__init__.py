@@ -12,8 +12,8 @@ stack file of the stack it names, planned here: the routing stack reads the colo
 from its file, or, with --base, as it is at that ref (what is live before the merge).
 
 Exit status: 0 the plan is valid; 1 the program would refuse a stack's config (its message is
-printed); 2 bad usage (including an --out it cannot write); 3 an internal error (a bug: one line, no
-traceback). Every error is one line; no secret value appears in any output or message.
+printed); 2 bad usage (including an --out it cannot write); 3 an internal error (a bug: one line, naming
+the log file that holds its traceback). Every error is one line; no secret value appears in any output or message.
 
 The jobs, one module each: simulate.py (config, and the program run for every stack), diff.py (the report of a
 stack, against the base), render.py (text, markdown, JSON, manifests). This module is the command line.
@@ -34,15 +34,15 @@ from typing import Any, Optional
 from components.settings import SettingsError, declared_defaults
 
 from .. import ROOT
-from ..secret_values import SECRET_PLACEHOLDER
+from ..cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Secrets, Session, run_main
 from .diff import stack_report
-from .errors import InternalError, UsageError, one_line
+from .errors import UsageError, one_line
 from .render import FORMATS, plural, prepare_out, render_report, write_manifests
 from .render import GENERATED, MARKER  # noqa: F401 - what CI and the tests know plan.py's output by
 from .simulate import (GitRef, StackConfig, StackPlan, defaults_at, http_routes_of, plan_stacks, refused_for,
                        stack_name_problem, stack_names, with_overrides, working_tree_configs)
 
-EXIT_VALID, EXIT_REFUSED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_VALID, EXIT_REFUSED = EXIT_OK, EXIT_FAILED  # cli's one table, in plan's words
 
 
 # ---------------------------------------------------------------- command line
@@ -89,10 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_report(args: argparse.Namespace, secrets: Optional[set[str]] = None) -> dict[str, Any]:
+def make_report(args: argparse.Namespace, secrets: Optional[Secrets] = None) -> dict[str, Any]:
     """The plan of every stack; `secrets` gets every secret value as soon as it is read, so that even an
     internal error's message can be redacted."""
-    secrets = set() if secrets is None else secrets
+    secrets = Secrets() if secrets is None else secrets
     configs = working_tree_configs(ROOT)
     chosen = list(dict.fromkeys(args.stack))
     for name in chosen:
@@ -167,46 +167,26 @@ def secret_values(configs) -> set[str]:
     return found
 
 
-def redact(text: str, secrets: set[str]) -> str:
-    """The last guard: any secret value that reached a line of output becomes [secret]."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, SECRET_PLACEHOLDER)
-    return text
-
-
 def main(argv: Optional[list[str]] = None) -> int:
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")  # a terminal that cannot show a character gets an escape
-    secrets: set[str] = set()
-    code = EXIT_INTERNAL  # until the report says otherwise
+    """plan.py inside the scripts' one error boundary: its lines begin "plan.py: ", and every secret value read
+    is redacted from them."""
+    session = Session("plan", prefix="plan.py: ")
+    return run_main(lambda: _plan(argv, session), session)
 
-    def fail(code: int, message: str) -> int:
-        print(redact(f"plan.py: {message}", secrets), file=sys.stderr)
-        return code
 
+def _plan(argv: Optional[list[str]], session: Session) -> int:
+    args = build_parser().parse_args(argv)  # exits 2 on bad usage, with one line
+    if args.out is not None:
+        prepare_out(args.out)
+    report = make_report(args, session.secrets)
+    output = session.secrets.redact(render_report(report, args.format))
+    code = EXIT_VALID if report["valid"] else EXIT_REFUSED
+    if args.out is not None:
+        written = write_manifests(args.out, report)
+        print(f"plan.py: wrote {plural(len(written), 'manifest')} to {args.out}{os.sep}", file=sys.stderr)
     try:
-        args = build_parser().parse_args(argv)  # exits 2 on bad usage, with one line
-        if args.out is not None:
-            prepare_out(args.out)
-        report = make_report(args, secrets)
-        output = redact(render_report(report, args.format), secrets)
-        code = EXIT_VALID if report["valid"] else EXIT_REFUSED
-        if args.out is not None:
-            written = write_manifests(args.out, report)
-            print(f"plan.py: wrote {plural(len(written), 'manifest')} to {args.out}{os.sep}", file=sys.stderr)
         sys.stdout.write(output)
         sys.stdout.flush()
-    except UsageError as error:
-        return fail(EXIT_USAGE, f"error: {one_line(str(error))}")
-    except InternalError as error:
-        return fail(EXIT_INTERNAL, f"internal error: {one_line(str(error))}")
     except BrokenPipeError:  # the reader went away (plan.py | head): nothing left to tell it
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return code
-    except KeyboardInterrupt:
-        return fail(130, "interrupted")
-    except Exception as error:  # noqa: BLE001 - a bug must still not print a traceback
-        return fail(EXIT_INTERNAL, f"internal error: {type(error).__name__}: {one_line(str(error))[:500]} (a bug in "
-                    f"plan.py, not in the config; please report it with the command that caused it)")
     return code

@@ -1,0 +1,117 @@
+"""status: both colors, which is active, which under test, a release in progress, and where the routing
+config differs from what is deployed; a value that is not what it should be is a problem, not a crash."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from components.contract import ColorOutputs, RoutingOutputs
+from components.settings import COLORS
+
+from ...cli import EXIT_OK, Failure, printable
+from ..lock import LockInfo, read_lock
+from ..outputs import COLOR_OUTPUTS, ROUTING_OUTPUTS, STATUS_OUTPUTS, Spec, color_stack, output_problems
+from ..routing import drift, read_routing_config
+from ..runner import PulumiError, Runner
+
+HELP = ("Both colors, which is active, which under test, a release in progress, and where the routing config "
+        "differs from what is deployed.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _tolerant(runner: Runner, stack: str, spec: Spec, problems: list[str]) -> dict[str, Any]:
+    """A stack's outputs for `status`: a value that is not what it should be is shown as unknown, and listed."""
+    try:
+        values = runner.outputs(stack)
+    except PulumiError:
+        raise
+    except Failure as failure:
+        problems.append(str(failure))
+        return {}
+    found = output_problems(stack, values, spec)
+    problems.extend(found.values())
+    return {key: value for key, value in values.items() if key not in found}
+
+
+def unfinished(runner: Runner, stack: str) -> list[str]:
+    """The operations a stopped update of `stack` left pending (from its checkpoint): while there are
+    any, its outputs may not be what the cluster holds."""
+    text = runner.pulumi("stack", "export", "-s", stack)
+    try:
+        pending = json.loads(text)["deployment"].get("pending_operations") or []
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        raise Failure(f"`pulumi stack export -s {stack}` did not print a checkpoint: run it to see what it "
+                      "says") from None
+    return [f"{printable(str(op.get('type')), 20)} of {printable(str(op.get('resource', {}).get('urn')), 200)}"
+            for op in pending if isinstance(op, dict) and isinstance(op.get("resource"), dict)]
+
+
+def _unfinished_problem(runner: Runner, stack: str, problems: list[str]) -> None:
+    try:
+        pending = unfinished(runner, stack)
+    except Failure as failure:
+        problems.append(str(failure))
+        return
+    if pending:
+        problems.append(f"stack {stack}'s last update was stopped half-way ({'; '.join(pending)} never finished), "
+                        f"so what it says here may not be what the cluster holds: `pulumi refresh --yes -s {stack}` "
+                        f"reads the cluster back (first `pulumi cancel --yes -s {stack}` if its lock was left too)")
+
+
+def run(args: argparse.Namespace, runner: Runner) -> int:
+    problems: list[str] = []
+    routing = _tolerant(runner, args.routing_stack, ROUTING_OUTPUTS, problems)
+    colors = {color: _tolerant(runner, color_stack(args, color), COLOR_OUTPUTS, problems) for color in COLORS}
+    for stack in (args.routing_stack, *(color_stack(args, color) for color in COLORS)):
+        _unfinished_problem(runner, stack, problems)
+    config = read_routing_config(runner, args.routing_stack)
+    held = read_lock(runner, args.routing_stack)
+    deployed = RoutingOutputs.read(routing)
+    differences = drift(config, deployed, args.routing_stack)
+    lock = LockInfo.parse(held) if held else None
+    report = {
+        "active": deployed.active,
+        "test": deployed.test,
+        "releaseInProgress": held,
+        "lock": None if lock is None else {"value": held, "holder": lock.who, "pid": lock.pid,
+                                           "ageSeconds": None if lock.age() is None else round(lock.age()),
+                                           "runningHere": lock.running_here()},
+        "config": config,
+        "configDiffers": differences,
+        "problems": problems,
+        "colors": {color: {"stack": color_stack(args, color), "deployed": bool(values),
+                           **{key: values.get(key) for key in STATUS_OUTPUTS}}
+                   for color, values in colors.items()},
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print_table(report, deployed)
+    print(f"release in progress: {printable(held, 200)} ({lock.describe()})" if lock else "release in progress: none")
+    if differences:
+        for line in differences:
+            print(f"config differs: {line}")
+    else:
+        print("routing config: as deployed")
+    for problem in problems:
+        print(f"problem: {problem}")
+    return EXIT_OK
+
+
+def print_table(report: dict[str, Any], deployed: RoutingOutputs) -> None:
+    rows = [("COLOR", "STACK", "ROLE", "RELEASE", "READY", "IMAGE")]
+    for color, values in report["colors"].items():
+        role = ("active" if color == deployed.active else "test" if color == deployed.test
+                else "idle" if values["deployed"] else "not deployed")
+        said = ColorOutputs.read(values)
+        ready = f"{said.ready_replicas}/{said.replicas}" if values["deployed"] else "-"
+        rows.append((color, printable(values["stack"], 60), role, printable(str(said.release or "-"), 80),
+                     printable(ready, 40), printable(str(said.image or "-"), 120)))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
