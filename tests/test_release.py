@@ -509,3 +509,22 @@ def test_the_settle_pause_catches_a_run_that_set_the_lock_just_after_this_one(wo
     assert code == 1 and paused == [3]
     assert world.calls() == START[:6] and world.tags() == {LOCK: winner}
     assert error_line(err).startswith(f"error: a release is in progress: {winner} (held by bob@ci-2, pid 77, for ")
+
+
+def test_a_refused_update_names_the_programs_own_reason_in_its_one_line_error(tmp_path, monkeypatch):
+    """A streamed `pulumi up` prints its Diagnostics on stdout: the error line carries the program's refusal,
+    not "it printed no error", and the progress still reaches stderr as it comes."""
+    from bluegreen_tools.cli import Session
+    from bluegreen_tools.release.runner import PulumiError, Runner
+
+    recorded = ROOT / "tests" / "harness" / "engine_outputs" / "up_runerror.txt"
+    fake = tmp_path / "pulumi"
+    fake.write_text(f"#!/bin/sh\ncat {recorded}\necho 'error: update failed' >&2\nexit 255\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(PulumiError) as refused:
+        Runner(Session()).pulumi("up", "--yes", "-s", "routing", stream=True)
+    message = str(refused.value)
+    assert message.startswith("`pulumi up --yes -s routing` failed (exit 255): ")
+    assert "green (release v1.1.0) has no ready pod in the cluster now" in message
+    assert "unhandled error" not in message and "\n" not in message

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional
 
-from .cli import printable
+from .cli import printable, redact
 
 LIMIT = 400  # characters of the one line
 MASK = "[secret]"
@@ -139,12 +139,6 @@ def _outside_json(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(("{", "}", '"', "[", "]")))
 
 
-def mask(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
-
-
 def program_error(output: str, secrets: Iterable[str] = (), limit: int = LIMIT) -> Optional[str]:
     """The errors the program (or a provider) reported, in one line, secrets masked: None if none was."""
     found = [d for d in diagnostics(output) if d.message]
@@ -154,4 +148,4 @@ def program_error(output: str, secrets: Iterable[str] = (), limit: int = LIMIT) 
     if not chosen:
         return None
     unique = list(dict.fromkeys(d.line() for d in chosen))
-    return printable(mask("; ".join(unique), secrets), limit)
+    return printable(redact("; ".join(unique), {s for s in secrets if s}), limit)

@@ -14,12 +14,14 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from .. import ROOT  # every pulumi command runs in the Pulumi project
 from ..cli import Failure, Interrupted, Session, printable, signal_name
+from ..engine_errors import program_error
 
 # No preview: the routing program refuses a bad target before it declares anything, and the
 # flip is one VirtualService; the update prints what it changes.
@@ -66,12 +68,46 @@ class PulumiError(Failure):
 
 def popen(command: Sequence[str], stream: bool) -> subprocess.Popen:
     """Start a pulumi command. No stdin: a prompt in CI fails at once instead of hanging. A streamed
-    command (up, destroy) shows its progress on stderr (fd 2), so that stdout keeps only this script's
-    result; its errors are kept too, to say why it failed. Its own process group: a Ctrl-C at the
-    terminal reaches this script only, which forwards one SIGINT (a second one would make the CLI
-    stop at once, without its graceful cancel)."""
-    return subprocess.Popen(command, cwd=ROOT, text=True, stdin=subprocess.DEVNULL,
-                            stdout=2 if stream else subprocess.PIPE, stderr=subprocess.PIPE, process_group=0)
+    command (up, destroy) writes its progress into a pipe that a StreamTee shows on stderr as it comes (stdout
+    keeps only this script's result) and keeps the tail of, for the program's own error; its stderr is kept
+    too. Its own process group: a Ctrl-C at the terminal reaches this script only, which forwards one SIGINT
+    (a second one would make the CLI stop at once, without its graceful cancel)."""
+    if not stream:
+        return subprocess.Popen(command, cwd=ROOT, text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, process_group=0)
+    read_end, write_end = os.pipe()
+    try:
+        child = subprocess.Popen(command, cwd=ROOT, text=True, stdin=subprocess.DEVNULL, stdout=write_end,
+                                 stderr=subprocess.PIPE, process_group=0)
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    child.tee = StreamTee(read_end)  # type: ignore[attr-defined]
+    return child
+
+
+class StreamTee(threading.Thread):
+    """Copies a streamed command's output to stderr line by line and keeps its last TAIL characters: the
+    Diagnostics section, where the program's refusal is, comes last."""
+
+    TAIL = 64 * 1024
+
+    def __init__(self, fd: int):
+        super().__init__(daemon=True)
+        self.fd, self.kept = fd, ""
+        self.start()
+
+    def run(self) -> None:
+        with open(self.fd, encoding="utf-8", errors="replace", closefd=True) as pipe:
+            for line in pipe:
+                sys.stderr.write(line)
+                self.kept = (self.kept + line)[-self.TAIL:]
+
+    def text(self, wait: float) -> str:
+        self.join(wait)  # a plugin outside the group may hold the pipe: the tail so far
+        return self.kept
 
 
 @dataclass
@@ -157,6 +193,9 @@ class Runner:
                 signals.child = None
         finally:
             signals.deferred -= 1
+        tee = getattr(child, "tee", None)
+        if tee is not None:
+            out = tee.text(KILL_WAIT)
         if stream and err:
             sys.stderr.write(self.session.secrets.redact(err))
         code = child.returncode if child.returncode is not None else -signal.SIGKILL  # None: it would not die
@@ -230,7 +269,9 @@ def _exit_code(code: int) -> str:
 def _error(args: Sequence[str], done: subprocess.CompletedProcess) -> PulumiError:
     lines = [line.strip() for line in (done.stderr or "").splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]
-    why = printable((errors or lines)[-1], 300) if lines else "it printed no error"
+    # The program's own refusal (the engine's diagnostics) says why; else the CLI's last error line.
+    why = (program_error(f"{done.stdout or ''}\n{done.stderr or ''}", limit=300)
+           or (printable((errors or lines)[-1], 300) if lines else "it printed no error"))
     return PulumiError(f"`{shlex.join(('pulumi', *args))}` failed ({_exit_code(done.returncode)}): {why}")
 
 
