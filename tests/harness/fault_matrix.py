@@ -68,7 +68,7 @@ FILES = {"Pulumi.blue.yaml": BLUE.format(cipher=CIPHER), "Pulumi.green.yaml": GR
 # Hostile text for every key (given with --set, so as the CLI would pass text); a secret key's hold MARK.
 HOSTILE = ["x\ny", "\x00", "'\"`$(id);|&", "é日本\u202e", "a" * 300, "[" * 2000 + "]" * 2000]
 SECRET_HOSTILE = [MARK + "\n", MARK, MARK + "'\";,\\" * 3, '{"DB_PASSWORD": "' + MARK + '"}', '"' + MARK + '"']
-# Values that reach a rule of one key (most of them Istio's, components/settings.py).
+# Values that reach a rule of one key (most of them Istio's, components/rules.py).
 KEY_VALUES = {
     "port": ["15021", "15090", "0", "65536", "3000.0"],
     "image": ["myapp@sha256:" + "a" * 63, "myapp@sha512:" + "a" * 64, "myapp@md5:" + "a" * 32, "MyApp:v1"],
