@@ -28,6 +28,7 @@ from bluegreen_tools.cli import EXIT_OK, Failure, log, step
 
 from .build import build_dir, ensure_dir, python_pin
 from .istiod import start_istiod
+from .pki import certificate, name, new_key, write_certificate, write_key
 
 START_TIMEOUT = 120.0  # seconds for one component to become ready (a loaded 2-core machine has needed over 60)
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
@@ -42,42 +43,21 @@ def free_port() -> int:
 
 def make_certificates(pki: Path) -> None:
     """A CA, the API server's serving certificate for 127.0.0.1, and the service-account signing key."""
-    from datetime import datetime, timedelta, timezone
     from ipaddress import ip_address
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import serialization
 
-    def write_key(key, name: str) -> None:
-        (pki / name).write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))
-
-    def certificate(subject: str, key, issuer_name, issuer_key, ca: bool, sans=()) -> x509.Certificate:
-        now = datetime.now(timezone.utc)
-        builder = (x509.CertificateBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-                   .issuer_name(issuer_name).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=7))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bluegreen-sandbox-ca")])
-    ca = certificate("bluegreen-sandbox-ca", ca_key, ca_name, ca_key, ca=True)
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server = certificate("kube-apiserver", server_key, ca_name, ca_key, ca=False,
+    ca_key, server_key, service_accounts = new_key(), new_key(), new_key()
+    ca_name = name("bluegreen-sandbox-ca")
+    ca = certificate(ca_name, ca_key, ca_name, ca_key, ca=True)
+    server = certificate(name("kube-apiserver"), server_key, ca_name, ca_key, ca=False,
                          sans=(x509.DNSName("localhost"), x509.IPAddress(ip_address("127.0.0.1")),
                                x509.DNSName("kubernetes.default.svc")))
-    (pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (pki / "apiserver.crt").write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    write_key(server_key, "apiserver.key")
-    service_accounts = ec.generate_private_key(ec.SECP256R1())
-    write_key(service_accounts, "sa.key")
+    write_certificate(pki / "ca.crt", ca)
+    write_certificate(pki / "apiserver.crt", server)
+    write_key(pki / "apiserver.key", server_key)
+    write_key(pki / "sa.key", service_accounts)
     (pki / "sa.pub").write_bytes(service_accounts.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 

@@ -20,6 +20,8 @@ import yaml
 
 from bluegreen_tools.cli import Failure, step
 
+from .pki import certificate, name, new_key, write_certificate, write_key
+
 if TYPE_CHECKING:
     from .cluster import Sandbox
 
@@ -118,36 +120,19 @@ def argv(binary: Path, ports: Ports, tls: Path, kubeconfig: Path) -> list[str]:
 def make_certificates(tls: Path) -> None:
     """istiod's CA (ca.crt) and the webhook's serving certificate (tls.crt, tls.key) for 127.0.0.1, which the
     API server dials, and istiod's in-cluster name."""
-    from datetime import datetime, timedelta, timezone
     from ipaddress import ip_address
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.now(timezone.utc)
-
-    def signed(subject: x509.Name, key, issuer: x509.Name, issuer_key, ca: bool, sans=()) -> x509.Certificate:
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=7))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-        return builder.sign(issuer_key, hashes.SHA256())
 
     tls.mkdir(parents=True, exist_ok=True)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "istiod-sandbox-ca")])
-    ca = signed(ca_name, ca_key, ca_name, ca_key, ca=True)
-    server = signed(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "istiod")]), key, ca_name, ca_key, ca=False,
-                    sans=(x509.IPAddress(ip_address("127.0.0.1")), x509.DNSName(f"istiod.{NAMESPACE}.svc")))
-    (tls / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (tls / "tls.crt").write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    (tls / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
-    (tls / "tls.key").chmod(0o600)
+    ca_key, key = new_key(), new_key()
+    ca_name = name("istiod-sandbox-ca")
+    ca = certificate(ca_name, ca_key, ca_name, ca_key, ca=True)
+    server = certificate(name("istiod"), key, ca_name, ca_key, ca=False,
+                         sans=(x509.IPAddress(ip_address("127.0.0.1")), x509.DNSName(f"istiod.{NAMESPACE}.svc")))
+    write_certificate(tls / "ca.crt", ca)
+    write_certificate(tls / "tls.crt", server)
+    write_key(tls / "tls.key", key)
 
 
 def probe_gateway() -> dict:

@@ -3,27 +3,20 @@ end of a change, and released at the end whatever happened, if it is still this 
 
 from __future__ import annotations
 
-import getpass
 import os
 import secrets
-import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
 
 from ..cli import Failure, printable
+from ..record.lease import user_at_host
 from .runner import Runner, describe
 
+who = user_at_host  # one spelling of user@host for the lock and the record
+
 LOCK_TAG = "bluegreen:release"
-
-
-def who() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return "_".join(f"{user}@{socket.gethostname()}".split())
 
 
 def lock_value(color: str, release: Optional[str]) -> str:

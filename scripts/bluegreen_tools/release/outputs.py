@@ -41,21 +41,14 @@ def output_spec(contract: type, **checks: tuple[Callable[[Any], bool], str]) -> 
     return {contract.output(name): check for name, check in checks.items()}
 
 
+A_COLOR = (_is_color, "blue or green")
+PODS = (_is_count, "a whole number of pods")
 COLOR_OUTPUTS = output_spec(
-    ColorOutputs,
-    color=(_is_color, "blue or green"),
-    release=(_is_release, "a release label (letters, digits, '-', '_', '.'; at most 63)"),
-    ready_replicas=(_is_count, "a whole number of pods"),
-    replicas=(_is_count, "a whole number of pods"),
-    deployment=(_is_name, "a Deployment name"),
-)
+    ColorOutputs, color=A_COLOR, release=(_is_release, "a release label (letters, digits, '-', '_', '.'; at most 63)"),
+    ready_replicas=PODS, replicas=PODS, deployment=(_is_name, "a Deployment name"))
 ROUTING_OUTPUTS = output_spec(
-    RoutingOutputs,
-    active=(_is_color, "blue or green"),
-    test=(_is_color, "blue or green"),
-    active_release=(_is_release, "a release label"),
-    test_release=(_is_release, "a release label"),
-)
+    RoutingOutputs, active=A_COLOR, test=A_COLOR,
+    active_release=(_is_release, "a release label"), test_release=(_is_release, "a release label"))
 # What `status` shows of each color stack's outputs, under their output names.
 STATUS_OUTPUTS = tuple(ColorOutputs.output(name) for name in ("release", "image", "ready_replicas", "replicas"))
 
