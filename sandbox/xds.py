@@ -191,6 +191,16 @@ class AdsClient:
                 return self._snapshot
         return None
 
+    def wait_connected(self, connected: bool, timeout: float) -> bool:
+        """Whether the stream came to be up (or down, with connected=False) within `timeout` seconds."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.connected == connected, timeout=timeout)
+
+    def _set_connected(self, connected: bool) -> None:
+        with self._changed:
+            self.connected = connected
+            self._changed.notify_all()
+
     def _run(self) -> None:
         failures = 0
         while not self._stopping.is_set():
@@ -201,7 +211,7 @@ class AdsClient:
                 self.last_error = f"{error.code().name}: {error.details()}"
             except Exception as error:  # noqa: BLE001 -- a broken stream must not end the client; report it
                 self.last_error = f"{type(error).__name__}: {error}"
-            self.connected = False
+            self._set_connected(False)
             if self._stopping.is_set():
                 return
             failures = 1 if received else failures + 1
@@ -239,9 +249,10 @@ class AdsClient:
                         send(type_url)
                 for response in self._call:
                     if not received:
-                        received, self.connected = True, True
+                        received = True
                         self.connects += 1
                         self.last_error = ""
+                        self._set_connected(True)
                     self._handle(response, nonces, subscribed, send)
             finally:
                 outbox.put(None)

@@ -16,7 +16,7 @@ UNIT_MODULE_ORDER = ("test_faults_release.py", "test_fuzz_config.py", "test_faul
                      "test_release.py", "test_plan.py", "test_program.py", "test_hardening.py", "test_workflows.py",
                      "test_policy.py", "test_sandbox.py", "test_schemas.py", "test_entry_points.py",
                      "test_settings.py", "test_stackfile.py", "test_routes.py", "test_record.py",
-                     "test_engine_errors.py", "test_istiod.py")
+                     "test_engine_errors.py", "test_istiod.py", "test_xds.py")
 RUN_ORDER = E2E_MODULE_ORDER + UNIT_MODULE_ORDER
 
 
