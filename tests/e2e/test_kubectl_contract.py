@@ -18,7 +18,8 @@ pytestmark = pytest.mark.e2e
 
 _NEUTRAL = [(re.compile(r'"/[^"]*/body\.json"'), '"FILE"'),
             (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "UID"),
-            (re.compile(r"(ResourceVersion in (?:precondition|object meta): )\d+"), r"\1RV")]
+            (re.compile(r"(ResourceVersion in (?:precondition|object meta): )\d+"), r"\1RV"),
+            (re.compile(r"\(\d+\)"), "(RV)")]
 
 
 def neutral(text: str) -> str:

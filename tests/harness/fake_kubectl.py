@@ -94,6 +94,11 @@ def replace(state: dict, path: str) -> dict:
     name, namespace = meta["name"], meta.get("namespace", "default")
     current = state["leases"].get(f"{namespace}/{name}")
     if current is None:
+        if meta.get("uid"):  # the API server checks the body's uid as a precondition against the gone object
+            raise ServerError("Conflict", f'error when replacing "{path}": Operation cannot be fulfilled on {LEASES} '
+                              f'"{name}": StorageError: invalid object, Code: 4, Key: /registry/leases/{namespace}/'
+                              f'{name}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in '
+                              f'precondition: {meta["uid"]}, UID in object meta:')
         raise ServerError("NotFound", f'error when replacing "{path}": {LEASES} "{name}" not found')
     if meta.get("resourceVersion") not in (None, current["metadata"]["resourceVersion"]):
         raise ServerError("Conflict", f'error when replacing "{path}": Operation cannot be fulfilled on {LEASES} '
@@ -117,12 +122,13 @@ def delete_raw(state: dict, raw: str, path: str | None) -> dict:
         raise ServerError("NotFound", f'{LEASES} "{name}" not found')
     wanted = (read_body(path) if path else {}).get("preconditions") or {}
     meta = current["metadata"]
-    for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+    # The API server checks a delete's preconditions itself, with these words (kube-apiserver v1.36).
+    for field, label, why in (("uid", "UID", "deleted and then recreated"), ("resourceVersion", "ResourceVersion",
+                                                                             "modified")):
         if wanted.get(field) is not None and wanted[field] != meta[field]:
-            raise ServerError("Conflict", f'Operation cannot be fulfilled on {LEASES} "{name}": StorageError: '
-                              f"invalid object, Code: 4, Key: /registry/leases/{namespace}/{name}, ResourceVersion: "
-                              f"0, AdditionalErrorMsg: Precondition failed: {label} in precondition: {wanted[field]}, "
-                              f"{label} in object meta: {meta[field]}")
+            raise ServerError("Conflict", f'Operation cannot be fulfilled on Lease.coordination.k8s.io "{name}": the '
+                              f"{label} in the precondition ({wanted[field]}) does not match the {label} in record "
+                              f"({meta[field]}). The object might have been {why}")
     del state["leases"][f"{namespace}/{name}"]
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
             "details": {"name": name, "group": "coordination.k8s.io", "kind": "leases", "uid": meta["uid"]}}
