@@ -334,4 +334,4 @@ def decide(snapshot: Snapshot, request: Request, pick: float = 0.0) -> Decision:
     endpoints = cluster_endpoints(snapshot, cluster)
     if not endpoints:
         return dataclasses.replace(found, status=503, flag="UH", body="no healthy upstream")
-    return dataclasses.replace(found, status=200, endpoints=endpoints)
+    return dataclasses.replace(found, status=200, flag="", endpoints=endpoints)

@@ -54,7 +54,7 @@ class GatewayNode:
     namespace: str = "istio-system"
     ip: str = "127.0.0.1"
     cluster_id: str = "Kubernetes"  # istiod's --clusterID: its registry serves only proxies of its cluster
-    istio_version: str = "1.32.0"  # istiod gates some config on the proxy's version: say istiod's own
+    istio_version: str = "1.31.0"  # istiod gates some config on the proxy's version: say istiod's own
     dns_domain: str = "cluster.local"
     labels: Mapping[str, str] = field(default_factory=lambda: {"istio": "ingressgateway",
                                                                "app": "istio-ingressgateway"})

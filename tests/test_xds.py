@@ -88,8 +88,9 @@ def blue_green_routes(test: str = "green", active: str = "blue", regex: str = PR
 
 
 def eds_cluster(name: str) -> cluster_pb2.Cluster:
-    return cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.EDS, connect_timeout=duration_pb2.Duration(seconds=10),
-                               eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(eds_config=ADS, service_name=name))
+    eds = cluster_pb2.Cluster.EdsClusterConfig(eds_config=ADS, service_name=name)
+    return cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.EDS, eds_cluster_config=eds,
+                               connect_timeout=duration_pb2.Duration(seconds=10))
 
 
 def assignment(name: str, pods, health=health_check_pb2.HEALTHY) -> endpoint_pb2.ClusterLoadAssignment:
@@ -114,7 +115,8 @@ def istiod_config(routes=None, blue_health=health_check_pb2.HEALTHY):
         CLUSTER: {c.name: c for c in clusters},
         ENDPOINT: {cluster_name(""): assignment(cluster_name(""), [("10.244.0.5", "myapp-blue"),
                                                                    ("10.244.0.6", "myapp-green")]),
-                   cluster_name("blue"): assignment(cluster_name("blue"), [("10.244.0.5", "myapp-blue")], blue_health),
+                   cluster_name("blue"): assignment(cluster_name("blue"), [("10.244.0.5", "myapp-blue")],
+                                                    blue_health),
                    cluster_name("green"): assignment(cluster_name("green"), [("10.244.0.6", "myapp-green")])},
     }
 
@@ -243,7 +245,8 @@ def test_the_test_cookie_reaches_the_test_color_and_every_other_request_the_acti
                         endpoints=config[ENDPOINT])
     for cookie in ("test=true", "a=b; test=true", "test=true;a=b"):
         tested = ask(snapshot, cookie)
-        assert (tested.status, tested.route, tested.cluster) == (200, "myapp-test", cluster_name("green"))
+        assert (tested.status, tested.flag, tested.route, tested.cluster) == (200, "", "myapp-test",
+                                                                             cluster_name("green"))
         assert [(e.address, e.port, e.workload, e.namespace) for e in tested.endpoints] == \
             [("10.244.0.6", 3000, "myapp-green", "default")]
     for cookie in ("", "test=true2", "xtest=true", "test=false"):
