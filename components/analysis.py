@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Iterator, Mapping, Optional
 from urllib.parse import urlsplit
 
-from .settings import SettingsError
+from .settings import SettingsError, parsed_value
 
 PROJECT = "bluegreen"
 KEY = "analysis"
@@ -336,17 +336,7 @@ def parse_analysis(value: Any, stack: str, secret: bool = False) -> Optional[Ana
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     fields = _Fields(stack, secret)
-    return _settings(fields, fields.object("", _json(value), FIELDS))
-
-
-def _json(value: Any) -> Any:
-    """An object or list as Pulumi passes it (JSON text), as data; text that is not JSON stays as it is."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except (ValueError, RecursionError):  # not JSON, or nested too deep to read
-            return value
-    return value
+    return _settings(fields, fields.object("", parsed_value(value), FIELDS))
 
 
 def _settings(fields: _Fields, config: Mapping[str, Any]) -> AnalysisSettings:
@@ -386,7 +376,7 @@ def _settings(fields: _Fields, config: Mapping[str, Any]) -> AnalysisSettings:
 
 
 def _baseline(fields: _Fields, value: Any) -> Baseline:
-    value = _json(value)
+    value = parsed_value(value)
     config = fields.object("baseline", value, BASELINE_FIELDS)
     drop, increase = config.get("maxSuccessRateDrop"), config.get("maxLatencyIncrease")
     if drop is None and increase is None:
@@ -401,7 +391,7 @@ def _baseline(fields: _Fields, value: Any) -> Baseline:
 
 
 def _queries(fields: _Fields, value: Any) -> Iterator[CustomQuery]:
-    value = _json(value)
+    value = parsed_value(value)
     example = 'sum(rate(http_errors_total{app="{{ app }}-{{ color }}"}[{{ interval }}]))'
     if not isinstance(value, list):
         raise fields.fail("queries", value, "it must be a list of {name, query, min, max}", example,

@@ -78,7 +78,7 @@ class Reader:
     def is_set(self, key: str) -> bool:
         """Set to something other than empty or the default (the CLI passes defaults as set values)."""
         value = self.raw.get(key)
-        return value is not None and value != "" and _parsed(value) != _parsed(self.defaults.get(key))
+        return value is not None and value != "" and parsed_value(value) != parsed_value(self.defaults.get(key))
 
     def string(self, key: str) -> str:
         value = self.raw.get(key)
@@ -131,7 +131,7 @@ class Reader:
             raise self.fail(key, value, "it must be blue or green", example and self.fix_set(key, example))
         return value
 
-def _parsed(value: Any) -> Any:
+def parsed_value(value: Any) -> Any:
     """A config value as data: Pulumi passes numbers, booleans and lists as their JSON text."""
     if isinstance(value, str):
         try:
