@@ -2,14 +2,14 @@
 
 release.py runs against the stand-in pulumi (release_world), which is made to exit non-zero at each
 step of a promote and of a rollback, hang, die by SIGKILL, print malformed JSON or outputs of the
-wrong type, or lose the release lock between its write and its read-back; release.py itself gets
+wrong type, find the release record held by another run or the API server unreachable; release.py itself gets
 SIGINT or SIGTERM mid-`up` (run as a subprocess). smoke_test.py meets raw servers on 127.0.0.1 that
 hang, trickle bytes, send huge or gzip-bomb bodies, deeply nested JSON, control characters, the
 wrong color, redirects, garbage.
 
 Every case asserts that the run ends in a safe state: exit 1, no traceback, the test token nowhere
-in what is printed, users on a ready color as the stand-in's routing outputs say, the release lock
-released or its holder reported, the state read back and printed (with the commands that finish by
+in what is printed, users on a ready color as the stand-in's routing outputs say, the release record
+given back or the way to resume or abort it named, the state read back and printed (with the commands that finish by
 hand) once something changed; for smoke_test.py: within its deadline, server text escaped, the
 JUnit report written. Each case records what it tried and how it ended (the `fault` property);
 tests/conftest.py prints the counts at the end of the session.
@@ -39,28 +39,24 @@ from components.routes import COLOR_HEADER
 from bluegreen_tools import release, smoke_test
 from bluegreen_tools.release import runner as release_runner
 
-LOCK = "bluegreen:release"
 UP = "up --yes --skip-preview -s routing"
 TOKEN = "tok-5ecret-0f1e2d3c4b5a6978"  # the routing stack's testToken: never printed
 RELEASE_PY = ROOT / "scripts" / "release.py"
 SMOKE_PY = ROOT / "scripts" / "smoke_test.py"
 
 # The pulumi commands of a promote of green and of a rollback that go to plan, in order.
+# (The release record's Lease goes through kubectl: its faults are the record cases below.)
 PROMOTE = ["config get testCookie -s routing", "config get testToken -s routing", "stack output --json -s green",
-           f"stack tag get {LOCK} -s routing", f"stack tag set {LOCK} <lock> -s routing",
-           f"stack tag get {LOCK} -s routing", "stack output --json -s routing", "config set test green -s routing",
-           UP, "stack output --json -s green", "config set active green -s routing", "config rm test -s routing", UP,
-           f"stack tag get {LOCK} -s routing", f"stack tag rm {LOCK} -s routing"]
-ROLLBACK = ["stack output --json -s routing", "stack output --json -s blue", f"stack tag get {LOCK} -s routing",
-            f"stack tag set {LOCK} <lock> -s routing", f"stack tag get {LOCK} -s routing",
-            "stack output --json -s routing", "config set active blue -s routing", UP,
-            f"stack tag get {LOCK} -s routing", f"stack tag rm {LOCK} -s routing"]
+           "stack output --json -s routing", "stack output --json -s routing", "config set test green -s routing",
+           UP, "stack output --json -s green", "config set active green -s routing", "config rm test -s routing", UP]
+ROLLBACK = ["stack output --json -s routing", "stack output --json -s blue", "stack output --json -s routing",
+            "config set active blue -s routing", UP]
 CHANGES = ("config set active", "config set test", "config rm test", "up ")
 
 
 def at_step(calls: list[str], index: int, **fault: Any) -> dict[str, Any]:
     """A hook on the index-th command of `calls`: the command's text, and how many like it run before."""
-    when = "stack tag set" if calls[index].startswith("stack tag set") else calls[index]
+    when = calls[index]
     return {"when": when, "skip": sum(c.startswith(when) for c in calls[:index]), **fault}
 
 
@@ -71,11 +67,11 @@ class Case:
     command: str  # promote or rollback
     hooks: tuple[dict, ...] = ()
     env: dict = field(default_factory=dict)
-    held: Optional[str] = None  # a lock already set when the run starts
+    held: Optional[dict] = None  # the release record another run holds when this one starts (World.hold_record)
 
 
 def _name(calls: list[str], index: int) -> str:
-    return f"{index:02d}-" + re.sub(r"[^a-z]+", "-", calls[index].split(" -s ")[0].replace(LOCK, "lock")).strip("-")
+    return f"{index:02d}-" + re.sub(r"[^a-z]+", "-", calls[index].split(" -s ")[0]).strip("-")
 
 
 def _green(**change: Any) -> str:
@@ -93,20 +89,20 @@ for _i in range(len(PROMOTE)):
 for _i in range(len(ROLLBACK)):
     CASES.append(Case(f"rollback-exit-{_name(ROLLBACK, _i)}", "a pulumi command exits non-zero", "rollback",
                       (at_step(ROLLBACK, _i, fail="error: [500] Internal Server Error: the backend failed"),)))
-for _i in (0, 2, 4, 5, 7, 8, 9, 12, 14):
+for _i in (0, 2, 3, 4, 5, 6, 7, 10):
     CASES.append(Case(f"promote-hang-{_name(PROMOTE, _i)}", "a pulumi command hangs (time limit)", "promote",
                       (at_step(PROMOTE, _i, hang=30),), QUICK))
 CASES.append(Case("rollback-hang-up", "a pulumi command hangs (time limit)", "rollback",
-                  (at_step(ROLLBACK, 7, hang=30),), QUICK))
+                  (at_step(ROLLBACK, 4, hang=30),), QUICK))
 CASES.append(Case("promote-hang-up-ignoring-sigint", "a pulumi command hangs (time limit)", "promote",
-                  (at_step(PROMOTE, 8, hang=30, interrupt="ignore"),), QUICK))
-for _i in (2, 4, 8, 12):
+                  (at_step(PROMOTE, 6, hang=30, interrupt="ignore"),), QUICK))
+for _i in (2, 4, 6, 10):
     CASES.append(Case(f"promote-killed-{_name(PROMOTE, _i)}", "a pulumi command is killed (SIGKILL)", "promote",
                       (at_step(PROMOTE, _i, kill=True),)))
 CASES.append(Case("promote-killed-after-the-flip", "a pulumi command is killed (SIGKILL)", "promote",
-                  (at_step(PROMOTE, 12, kill=True, after=True),)))
+                  (at_step(PROMOTE, 10, kill=True, after=True),)))
 CASES.append(Case("rollback-killed-up", "a pulumi command is killed (SIGKILL)", "rollback",
-                  (at_step(ROLLBACK, 7, kill=True),)))
+                  (at_step(ROLLBACK, 4, kill=True),)))
 for _label, _index, _text in [
     ("green-not-json", 2, "a maintenance page, not JSON"),
     ("green-a-list", 2, "[1, 2]"),
@@ -118,39 +114,39 @@ for _label, _index, _text in [
     ("green-release-with-escapes", 2, _green(release="v2\u001b[2J")),
     ("green-color-purple", 2, _green(color="purple")),
     ("green-deeply-nested", 2, DEEP),
-    ("routing-active-purple", 6, json.dumps({"active": "purple", "activeRelease": "v1"})),
-    ("routing-active-a-number", 6, json.dumps({"active": 7})),
-    ("routing-test-a-list", 6, json.dumps({"active": "blue", "activeRelease": "v1", "test": ["green"]})),
-    ("routing-html", 6, "<html>502 Bad Gateway</html>"),
-    ("routing-deeply-nested", 6, '{"active": ' + DEEP + "}"),
-    ("pin-ready-a-string", 9, _green(readyReplicas="2")),
-    ("pin-not-json", 9, "{'color': 'green'}"),
-    ("pin-release-an-object", 9, _green(release={"v": 2})),
+    ("routing-active-purple", 3, json.dumps({"active": "purple", "activeRelease": "v1"})),
+    ("routing-active-a-number", 4, json.dumps({"active": 7})),
+    ("routing-test-a-list", 3, json.dumps({"active": "blue", "activeRelease": "v1", "test": ["green"]})),
+    ("routing-html", 4, "<html>502 Bad Gateway</html>"),
+    ("routing-deeply-nested", 3, '{"active": ' + DEEP + "}"),
+    ("pin-ready-a-string", 7, _green(readyReplicas="2")),
+    ("pin-not-json", 7, "{'color': 'green'}"),
+    ("pin-release-an-object", 7, _green(release={"v": 2})),
 ]:
     CASES.append(Case(f"promote-output-{_label}", "pulumi prints malformed or wrong-typed outputs", "promote",
                       (at_step(PROMOTE, _index, stdout=_text),)))
 for _label, _index, _text in [("routing-active-red", 0, json.dumps({"active": "red"})),
                               ("blue-ready-nan", 1, '{"color": "blue", "release": "v1", "readyReplicas": NaN}'),
-                              ("routing-again-garbage", 5, "\u001b]0;owned\u0007")]:
+                              ("routing-again-garbage", 2, "\u001b]0;owned\u0007")]:
     CASES.append(Case(f"rollback-output-{_label}", "pulumi prints malformed or wrong-typed outputs", "rollback",
                       (at_step(ROLLBACK, _index, stdout=_text),)))
-_WINNER = "blue v9 bob@ci-2 2026-11-27T09:00:01Z pid=77 id=0badcafe"
 CASES += [
-    Case("lock-stolen-between-write-and-read-back", "the release lock is lost or held", "promote",
-         ({"when": "stack tag set", "patch": {"routing": {"tags": {LOCK: _WINNER}}}},)),
-    Case("lock-read-back-unset", "the release lock is lost or held", "promote",
-         (at_step(PROMOTE, 5, fail=f"error: stack tag '{LOCK}' not found for stack 'routing'"),)),
-    Case("lock-held-by-a-stale-run", "the release lock is lost or held", "promote",
-         held="green v1 carol@laptop 2026-01-02T03:04:05Z pid=99999 id=12345678"),
-    Case("lock-held-with-escapes", "the release lock is lost or held", "rollback",
-         held="green v1 \u001b[31mmallory\u001b[0m@x 2026-01-02T03:04:05Z"),
+    Case("record-held-by-a-running-release", "the release record is held, or its API server is away", "promote",
+         held={"color": "green", "release": "v2", "phase": "testing", "who": "bob@ci-2"}),
+    Case("record-held-by-a-dead-run", "the release record is held, or its API server is away", "promote",
+         held={"color": "green", "release": "v1", "phase": "flipping", "who": "carol@laptop", "expired": True}),
+    Case("record-held-with-escapes", "the release record is held, or its API server is away", "rollback",
+         held={"color": "blue", "release": "v1", "kind": "rollback", "who": "\u001b[31mmallory\u001b[0m@x"}),
+    Case("record-api-server-unreachable", "the release record is held, or its API server is away", "promote",
+         env={"FAKE_KUBECTL_FAULT": "unreachable"}),
 ]
 
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     world = World(tmp_path)
-    for name, value in {"PATH": world.path, "FAKE_PULUMI_STATE": str(world.state_file), "BLUEGREEN_LOCK_SETTLE": "0",
+    for name, value in {"PATH": world.path, "FAKE_PULUMI_STATE": str(world.state_file),
+                        "FAKE_KUBECTL_STATE": str(world.leases_file),
                         "BLUEGREEN_CANCEL_GRACE": "0.5", "BLUEGREEN_COMMAND_TIMEOUT": "10",
                         "BLUEGREEN_UPDATE_TIMEOUT": "10"}.items():
         monkeypatch.setenv(name, value)
@@ -159,6 +155,7 @@ def world(tmp_path, monkeypatch):
     world.change(lambda state: state["stacks"]["routing"]["config"].update(testToken=TOKEN))
     world.deploy_routing()
     world.hold = None  # a color whose answers the gateway holds, until `release` is set
+    world.release_pids = []  # release.py run as a process: its records are this run's
     world.blocked = threading.Event()  # set once the gateway holds a request
     world.release = threading.Event()
 
@@ -192,8 +189,9 @@ def start_state(world: World, case: Case) -> None:
     if case.command == "rollback":
         world.change(lambda state: state["stacks"]["routing"]["config"].update(active="green"))
         world.deploy_routing()
+        world.went_live("green", "v2", "blue", "v1")
     if case.held:
-        world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: case.held}))
+        world.hold_record(**case.held)
     for hook in case.hooks:
         world.hook(**hook)
 
@@ -202,7 +200,7 @@ def ending(world: World, code: int, err: str) -> str:
     """How a run ended, in a few words, for the counts."""
     calls = world.calls()
     changed = any(call.startswith(CHANGES) for call in calls)
-    lock = "lock released" if not world.tags() else "lock left, holder reported"
+    lock = "record given back" if world.record_free() else "record left, resume and abort named"
     active = world.outputs("routing").get("active")
     last = err.strip().splitlines()[-1] if err.strip() else ""
     if code == 0:
@@ -213,7 +211,7 @@ def ending(world: World, code: int, err: str) -> str:
         return f"routing restored, {lock}"
     if "restoring the routing failed too" in last or "to finish by hand" in err:
         return f"put back as far as possible, commands printed, {lock}"
-    return f"done but the lock could not be released; users on {active}, {lock}"
+    return f"done but the record could not be given back; users on {active}, {lock}"
 
 
 def assert_safe(world: World, code: int, out: str, err: str) -> None:
@@ -223,9 +221,12 @@ def assert_safe(world: World, code: int, out: str, err: str) -> None:
     assert TOKEN not in text
     assert "\x1b" not in text and "\x07" not in text  # what the outputs carried is escaped
     assert world.users_on_a_ready_color(), world.outputs("routing")
-    held = world.tags().get(LOCK)
-    if held:  # left: its holder is named, and how to clear it
-        assert "unlock" in err and (held in err or re.sub(r"\x1b", r"\\x1b", held) in err), err
+    lease = world.lease()
+    if lease is not None and not lease.free:  # left, or another run's: who holds it is named, and the way out
+        if lease.record.pid in (os.getpid(), *world.release_pids):  # this run's: how to finish or undo it
+            assert "release.py resume" in err and "release.py abort" in err, err
+        else:
+            assert re.sub(r"\x1b", r"\\x1b", lease.record.who) in err, err  # another run's: who holds it
     hanging = world.state().get("hanging")
     if hanging:  # a pulumi command that was killed mid-hang: it is gone, not left running
         with pytest.raises(ProcessLookupError):
@@ -257,16 +258,18 @@ def test_release_py_ends_safely_under_fault(case, quick, capfd, monkeypatch, rec
         assert "ran past its 0.5s limit" in err and "sent it SIGINT" in err
     if case.kind.startswith("pulumi prints"):
         assert "shows it" in err or "did not print JSON" in err or "printed a JSON" in err, err
-    if case.held:
-        assert "error: a release is in progress" in err and "held by " in err and " for " in err
+    if case.held or case.env.get("FAKE_KUBECTL_FAULT"):
+        assert ("error: a release is in progress" in err and "held by " in err) or "(Unreachable)" in err, err
         assert ended == "refused before any change"
+        if case.held and case.held.get("expired"):
+            assert "`release.py resume` finishes it, `release.py abort` undoes it" in err
     record(record_property, "release.py", case.kind, ended)
 
 
 def test_the_matrix_covers_every_step():
     """Each pulumi command of a promote and of a rollback that go to plan gets its non-zero exit."""
     exits = {case.name for case in CASES if case.kind == "a pulumi command exits non-zero"}
-    assert len(exits) == len(PROMOTE) + len(ROLLBACK) == 25
+    assert len(exits) == len(PROMOTE) + len(ROLLBACK) == 16
 
 
 def test_the_gateway_hanging_during_the_smoke_tests_fails_them_in_time(quick, capfd, record_property):
@@ -293,16 +296,16 @@ class SignalCase:
 
 
 SIGNAL_CASES = [
-    SignalCase("sigint-mid-test-route-up", "promote", (at_step(PROMOTE, 8, hang=30),), (signal.SIGINT,)),
-    SignalCase("sigterm-mid-test-route-up", "promote", (at_step(PROMOTE, 8, hang=30),), (signal.SIGTERM,)),
-    SignalCase("sigterm-mid-flip-up-after-it-applied", "promote", (at_step(PROMOTE, 12, hang=30, after=True),),
+    SignalCase("sigint-mid-test-route-up", "promote", (at_step(PROMOTE, 6, hang=30),), (signal.SIGINT,)),
+    SignalCase("sigterm-mid-test-route-up", "promote", (at_step(PROMOTE, 6, hang=30),), (signal.SIGTERM,)),
+    SignalCase("sigterm-mid-flip-up-after-it-applied", "promote", (at_step(PROMOTE, 10, hang=30, after=True),),
                (signal.SIGTERM,)),
-    SignalCase("sigint-while-pulumi-ignores-it", "promote", (at_step(PROMOTE, 8, hang=30, interrupt="ignore"),),
+    SignalCase("sigint-while-pulumi-ignores-it", "promote", (at_step(PROMOTE, 6, hang=30, interrupt="ignore"),),
                (signal.SIGINT,)),
     SignalCase("sigint-twice-the-second-mid-restore", "promote",
-               (at_step(PROMOTE, 8, hang=30), {"when": UP, "hang": 30}), (signal.SIGINT, signal.SIGINT)),
+               (at_step(PROMOTE, 6, hang=30), {"when": UP, "hang": 30}), (signal.SIGINT, signal.SIGINT)),
     SignalCase("sigint-during-the-smoke-tests", "promote", (), (signal.SIGINT,), hold=True),
-    SignalCase("sigterm-mid-rollback-up", "rollback", (at_step(ROLLBACK, 7, hang=30),), (signal.SIGTERM,)),
+    SignalCase("sigterm-mid-rollback-up", "rollback", (at_step(ROLLBACK, 4, hang=30),), (signal.SIGTERM,)),
 ]
 
 
@@ -313,6 +316,7 @@ def test_release_py_ends_safely_when_signalled(case, world, record_property):
     env = dict(os.environ)
     child = subprocess.Popen([sys.executable, str(RELEASE_PY), *arguments(world, case.command)], env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    world.release_pids.append(child.pid)
     try:
         seen = None
         for signum in case.signals:
@@ -331,7 +335,7 @@ def test_release_py_ends_safely_when_signalled(case, world, record_property):
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"error: interrupted by {signal.Signals(case.signals[0]).name}"), err
     if len(case.signals) > 1:
-        assert "a second signal stopped the clean-up" in err and "python scripts/release.py unlock" in err
+        assert "a second signal stopped the clean-up" in err and "python scripts/release.py resume" in err
     if "ignores" in case.name:
         assert "killed (SIGKILL)" in err and "pulumi cancel --yes -s routing" in err
     record(record_property, "release.py", f"{signal.Signals(case.signals[0]).name} to release.py mid-run",

@@ -97,7 +97,26 @@ def test_two_concurrent_takers_never_both_hold_the_record(store):
         assert len(winners) == 1, results
         assert all(isinstance(result, Held) for result in results if result not in winners)
         assert store.read().record.host == winners[0].record.host
-        store.give_back(winners[0])
+        # Given back as a finished release does it: the next round takes the free Lease by replace, a CAS too.
+        store.finish(winners[0], winners[0].record.moved("done"), went_live=True)
+
+
+def test_a_finished_release_frees_the_lease_keeps_its_record_and_the_last_live_one(store):
+    first = HeldRecord(store, store.take(record()))
+    first.advance("testing"), first.advance("flipping"), first.advance("checking")
+    first.release()  # done: it went live
+    lease = store.read()
+    assert lease.free and lease.holder is None and not lease.expired()
+    assert (lease.record.phase, lease.last_live.color, lease.last_live.previous_color) == ("done", "green", "blue")
+    assert lease.describe().startswith("no release in progress; the last: promote of green (release v1.1.0)")
+    second = HeldRecord(store, store.take(record("blue", kind="rollback"), lease))
+    assert store.read().last_live == lease.last_live  # kept while the next release runs
+    second.advance("restoring"), second.advance("aborted")
+    second.release("aborted")  # an aborted release did not go live: the last live one stays
+    assert store.read().last_live.color == "green" and store.read().record.kind == "rollback"
+    store.take(record())  # free again: the next release takes it; the one after is refused
+    with pytest.raises(Held, match="a release is in progress"):
+        store.take(record())
 
 
 def _try_take(store: LeaseStore, host: str):
@@ -157,8 +176,8 @@ def test_the_phase_moves_only_forward_and_a_refused_move_writes_nothing(store):
     with pytest.raises(PhaseError):
         held.advance("checking")
     held.advance("aborted")
-    held.release()
-    assert store.read() is None
+    held.release("aborted")
+    assert store.read().free and store.read().record.phase == "aborted" and store.read().last_live is None
 
 
 def test_renewal_moves_the_renew_time_and_reports_a_lost_cas(store):
@@ -171,7 +190,12 @@ def test_renewal_moves_the_renew_time_and_reports_a_lost_cas(store):
             time.sleep(0.1)
         renewed = store.read()
         assert renewed.renewed > first.renewed and renewed.record == first.record
-        store.write(renewed, renewed.record.moved("restoring"))  # another host, by hand
+        for _ in range(50):  # another host, by hand: it retries when a renewal came between its read and write
+            try:
+                store.write(renewed, renewed.record.moved("restoring"))
+                break
+            except LostCas:
+                renewed = store.read()
         while not lost and time.monotonic() < deadline:
             time.sleep(0.1)
     assert lost and "not this run's" in lost[0] and held.lost
@@ -219,7 +243,7 @@ def test_every_call_has_a_request_timeout_no_stdin_and_its_own_process_group(sta
     store = LeaseStore(kubectl, "default", "myapp")
     store.give_back(store.take(record()))
     calls = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [c["argv"][2] for c in calls] == ["create", "delete"]
+    assert [c["argv"][2] for c in calls] == ["get", "create", "delete"]
     for call in calls:
         assert call["argv"][:2] == ["--request-timeout=10s", "--context=prod"]
         assert call["stdin_devnull"] and call["own_group"]
@@ -245,7 +269,7 @@ def test_a_kubectl_that_never_answers_is_killed_with_its_children_at_its_limit(s
 
 def test_an_unreachable_api_server_or_a_missing_namespace_or_kubectl_is_one_clear_line(state):
     unreachable = LeaseStore(fake_kubectl.stand_in(state, FAKE_KUBECTL_FAULT="unreachable"), "default", "myapp")
-    with pytest.raises(RecordError, match=r"cannot take the release record .*\(Unreachable\): The connection"):
+    with pytest.raises(RecordError, match=r"cannot read the release record .*\(Unreachable\): The connection"):
         unreachable.take(record())
     elsewhere = LeaseStore(fake_kubectl.stand_in(state), "shop", "myapp")
     with pytest.raises(RecordError, match='namespaces "shop" not found'):

@@ -14,30 +14,26 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from harness.loopback import ROOT, serve
 from harness.release_world import World, color_outputs, in_boundary, mostly_in_process
 from bluegreen_tools import release, smoke_test
-from bluegreen_tools.release import lock as release_lock, runner as release_runner
+from bluegreen_tools.release import runner as release_runner
 
-LOCK = "bluegreen:release"
 UP = "up --yes --skip-preview -s routing"
-START = [  # promote green: the test cookie, green's state, the lock, the routing, the test route
+ROUTING = "stack output --json -s routing"
+START = [  # promote green: the test cookie, green's state, the routing (before the record, then under it), the test route
     "config get testCookie -s routing",
     "config get testToken -s routing",
     "stack output --json -s green",
-    f"stack tag get {LOCK} -s routing",
-    f"stack tag set {LOCK} <lock> -s routing",
-    f"stack tag get {LOCK} -s routing",
-    "stack output --json -s routing",
+    ROUTING,
+    ROUTING,
     "config set test green -s routing",
     UP,
 ]
 PIN_AND_FLIP = ["stack output --json -s green", "config set active green -s routing", "config rm test -s routing", UP]
-UNLOCK = [f"stack tag get {LOCK} -s routing", f"stack tag rm {LOCK} -s routing"]
 # After a run that changed the routing and failed: the state read back, and the config compared with it.
 REPORT = ["stack output --json -s routing", "config get active -s routing", "config get test -s routing"]
 INITIAL_CONFIG = {"routing": {"active": "blue"}, "blue": {"color": "blue"}, "green": {"color": "green"}}
@@ -51,7 +47,7 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_PULUMI_STATE", str(world.state_file))
     monkeypatch.delenv("BLUEGREEN_TEST_TOKEN", raising=False)
     monkeypatch.delenv("BLUEGREEN_URL", raising=False)
-    monkeypatch.setenv("BLUEGREEN_LOCK_SETTLE", "0")  # no pause between setting the lock and reading it back
+    monkeypatch.setenv("FAKE_KUBECTL_STATE", str(world.leases_file))  # the release record's Lease
     monkeypatch.setattr(release_runner, "popen", mostly_in_process(REAL_POPEN, world.state_file))
     with serve(world.gateway) as url:
         world.url = url
@@ -96,10 +92,10 @@ def route_to(world, active, test=None):
 def test_promote_tests_then_flips_and_prints_every_command(world, capfd):
     code, _, err = promote(world, capfd)
     assert code == 0, err
-    assert world.calls() == START + PIN_AND_FLIP + UNLOCK
+    assert world.calls() == START + PIN_AND_FLIP
     assert world.config() == {**INITIAL_CONFIG, "routing": {"active": "green"}}
     assert world.outputs("routing") == {"active": "green", "activeRelease": "v2"}
-    assert world.tags() == {}
+    assert world.record_free()
     printed = [line[len("$ pulumi "):] for line in err.splitlines() if line.startswith("$ pulumi ")]
     assert [re.sub(r"'(blue|green) v\d [^']*'", "<lock>", line) for line in printed] == world.calls()
     assert re.search(r"^ok   route testers to green \(\d+\.\d\ds\)$", err, re.M)
@@ -113,10 +109,10 @@ def test_smoke_failure_keeps_users_on_the_active_color_and_removes_the_test_rout
     set_apps(world, green="broken")
     code, _, err = promote(world, capfd, "green", "--check", "/api/orders")
     assert code == 1
-    assert world.calls() == START + ["config rm test -s routing", UP] + UNLOCK + REPORT
+    assert world.calls() == START + ["config rm test -s routing", UP] + REPORT
     assert world.config() == INITIAL_CONFIG
     assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
-    assert world.tags() == {}
+    assert world.record_free()
     assert ("state now, read back from the routing stack's outputs: users are on blue (release v1), no test route"
             in err)
     assert "nothing is left to finish by hand" in err
@@ -130,7 +126,7 @@ def test_a_failure_after_the_flip_rolls_back_on_its_own(world, capfd):
     set_apps(world, green="fails-for-users")
     code, _, err = promote(world, capfd)
     assert code == 1
-    assert world.calls() == START + PIN_AND_FLIP + ["config set active blue -s routing", UP] + UNLOCK + REPORT
+    assert world.calls() == START + PIN_AND_FLIP + ["config set active blue -s routing", UP] + REPORT
     assert world.config() == INITIAL_CONFIG
     assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
     message = error_line(err)
@@ -142,7 +138,7 @@ def test_a_release_that_changed_while_under_test_is_not_flipped(world, capfd):
     world.hook(UP, patch={"green": {"outputs": {"release": "v3"}}})  # green redeployed during the smoke tests
     code, _, err = promote(world, capfd)
     assert code == 1
-    assert world.calls() == START + ["stack output --json -s green", "config rm test -s routing", UP] + UNLOCK + REPORT
+    assert world.calls() == START + ["stack output --json -s green", "config rm test -s routing", UP] + REPORT
     assert world.config() == INITIAL_CONFIG
     assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
     assert "green's release changed from v2 to v3 while it was being tested, so users stay on blue" in error_line(err)
@@ -153,10 +149,10 @@ def test_a_pulumi_up_failing_half_way_puts_the_routing_back(world, capfd):
     world.hook(UP, skip=1, fail="error: update failed: connection reset by peer")  # the flip's up
     code, _, err = promote(world, capfd)
     assert code == 1
-    assert world.calls() == START + PIN_AND_FLIP + ["config set active blue -s routing", UP] + UNLOCK + REPORT
+    assert world.calls() == START + PIN_AND_FLIP + ["config set active blue -s routing", UP] + REPORT
     assert world.config() == INITIAL_CONFIG
     assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
-    assert world.tags() == {}
+    assert world.record_free()
     assert error_line(err) == (
         f"error: `pulumi {UP}` failed (exit 255): error: update failed: connection reset by peer; "
         "routing restored: users on blue, no test route")
@@ -167,7 +163,7 @@ def test_when_putting_the_routing_back_fails_too_it_says_what_to_run(world, capf
     world.hook(UP, fail="error: the backend is unreachable")  # ... and the one that would undo it
     code, _, err = promote(world, capfd)
     assert code == 1
-    assert world.calls() == START + ["config rm test -s routing", UP] + UNLOCK + REPORT
+    assert world.calls() == START + ["config rm test -s routing", UP] + REPORT
     assert world.config() == INITIAL_CONFIG  # config is back; the deployment could not be checked
     assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}  # the first up failed before it
     assert "to finish by hand:\n  pulumi up --yes --skip-preview -s routing" in err  # to be sure of what runs
@@ -180,8 +176,8 @@ def test_when_putting_the_routing_back_fails_too_it_says_what_to_run(world, capf
 def test_promote_refuses_the_active_color(world, capfd):
     code, _, err = promote(world, capfd, "blue")
     assert code == 1
-    assert world.calls() == START[:2] + ["stack output --json -s blue"] + START[3:7] + UNLOCK
-    assert world.config() == INITIAL_CONFIG
+    assert world.calls() == START[:2] + ["stack output --json -s blue", ROUTING]
+    assert world.config() == INITIAL_CONFIG and world.lease() is None  # refused before the record is taken
     assert error_line(err) == ("error: blue is already active (release v1): nothing to promote. A new release "
                                "goes to the idle color, green")
 
@@ -196,31 +192,29 @@ def test_promote_refuses_a_color_that_is_not_deployed_and_ready(world, capfd, ou
     code, _, err = promote(world, capfd)
     assert code == 1
     assert world.calls() == START[:3]
-    assert world.config() == INITIAL_CONFIG and world.tags() == {}
+    assert world.config() == INITIAL_CONFIG and world.record_free()
     assert problem in error_line(err)
 
 
 def test_a_second_promote_is_refused_while_one_is_in_progress(world, capfd):
-    held = "blue v9 alice@ci-7 2026-11-27T09:00:00Z"
-    world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: held}))
+    held = world.hold_record(color="green", release="v2", phase="testing")
     code, _, err = promote(world, capfd)
     assert code == 1
     assert world.calls() == START[:4]
-    assert world.tags() == {LOCK: held}  # the other run's lock stays
+    assert world.lease() == held  # the other run's record stays as it was
     assert world.config() == INITIAL_CONFIG
-    assert error_line(err).startswith(f"error: a release is in progress: {held} ")
-    assert "python scripts/release.py unlock" in error_line(err)
+    message = error_line(err)
+    assert message.startswith("error: a release is in progress (Lease myapp-release in namespace default): promote "
+                              "of green (release v2) by alice@ci-7 pid ")
+    assert "phase testing; held by alice@ci-7 pid" in message and "renewed until" in message
 
 
-def test_losing_the_race_for_the_lock_leaves_the_winner_alone(world, capfd):
-    winner = "blue v9 bob@ci-2 2026-11-27T09:00:01Z"  # another machine set it right after this run did
-    world.hook("stack tag set", patch={"routing": {"tags": {LOCK: winner}}})
+def test_a_record_whose_run_is_gone_is_refused_naming_resume_and_abort(world, capfd):
+    world.hold_record(color="green", release="v2", phase="flipping", expired=True)
     code, _, err = promote(world, capfd)
-    assert code == 1
-    assert world.calls() == START[:6]
-    assert world.tags() == {LOCK: winner}
-    assert world.config() == INITIAL_CONFIG
-    assert error_line(err).startswith(f"error: a release is in progress: {winner} ")
+    assert code == 1 and world.config() == INITIAL_CONFIG
+    assert "phase flipping" in error_line(err) and "its holder is gone" in error_line(err)
+    assert "`release.py resume` finishes it, `release.py abort` undoes it" in error_line(err)
 
 
 def test_an_unexpected_crash_puts_the_routing_back_and_releases_the_lock(world, capfd, monkeypatch):
@@ -230,24 +224,23 @@ def test_an_unexpected_crash_puts_the_routing_back_and_releases_the_lock(world, 
     monkeypatch.setattr(smoke_test, "run_checks", crash)
     code, _, err = promote(world, capfd)
     assert code == 1
-    assert world.calls() == START + ["config rm test -s routing", UP] + UNLOCK + REPORT
-    assert world.config() == INITIAL_CONFIG and world.tags() == {}
+    assert world.calls() == START + ["config rm test -s routing", UP] + REPORT
+    assert world.config() == INITIAL_CONFIG and world.record_free()
     assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
     assert error_line(err) == ("error: unexpected RuntimeError: bug in a check; routing restored: users on blue, "
                                "no test route")
     assert "Traceback" not in err
 
 
-def test_unlock_clears_a_lock_left_by_a_killed_run_and_says_what_is_left(world, capfd):
+def test_unlock_gives_back_a_record_left_by_a_killed_run_and_says_what_is_left(world, capfd):
     route_to(world, "blue", test="green")  # a promote killed (SIGKILL) after it deployed the test route
     world.change(lambda state: state["stacks"]["routing"]["config"].update(active="green"))  # and set active
-    held = "green v2 alice@ci-7 2026-11-27T09:00:00Z pid=4242 id=0a1b2c3d"
-    world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: held}))
+    world.hold_record(color="green", release="v2", phase="testing", expired=True)
     code, _, err = run(capfd, "unlock")
     assert code == 0, err
-    assert world.calls() == UNLOCK + REPORT
-    assert world.tags() == {}
-    assert f"removed the release lock ({held}; held by alice@ci-7, pid 4242, for " in err
+    assert world.calls() == REPORT
+    assert world.record_free() and world.lease().record.phase == "testing"  # given back as it was: not finished
+    assert "gave back the release record (promote of green (release v2) by alice@ci-7 pid" in err
     assert "users are on blue (release v1), testers with the cookie on green (release v2)" in err
     assert ("the routing config says active green, but blue is deployed: the next `pulumi up -s routing` would send "
             "users to green") in err
@@ -257,18 +250,17 @@ def test_unlock_clears_a_lock_left_by_a_killed_run_and_says_what_is_left(world, 
         "  pulumi config rm test -s routing",
         "  pulumi up --yes --skip-preview -s routing   # removes the test route to green; users stay on blue"]
     code, _, err = run(capfd, "unlock")
-    assert code == 0 and "no release lock is held" in err
+    assert code == 0 and "no release record is held" in err
 
 
-def test_unlock_refuses_while_the_run_holding_the_lock_still_runs_here(world, capfd):
-    held = release_lock.lock_value("green", "v2")  # this process: a run that is still going
-    world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: held}))
+def test_unlock_refuses_while_the_run_holding_the_record_still_renews_it(world, capfd):
+    held = world.hold_record(color="green", release="v2", phase="testing")
     code, _, err = run(capfd, "unlock")
     assert code == 1
-    assert world.tags() == {LOCK: held}
-    assert "held by a run still going on this machine" in error_line(err) and "--force" in error_line(err)
+    assert world.lease() == held
+    assert "Its run still renews it" in error_line(err) and "--force" in error_line(err)
     code, _, err = run(capfd, "unlock", "--force")
-    assert code == 0 and world.tags() == {}
+    assert code == 0 and world.record_free()
 
 
 @pytest.mark.parametrize("source", ["environment", "config"])
@@ -282,7 +274,7 @@ def test_the_test_token_is_sent_but_never_shown(world, capfd, monkeypatch, tmp_p
     code, out, err = promote(world, capfd, "green", "--junit", str(report))
     assert code == 0, err
     reads = START[:1] + ([] if source == "environment" else START[1:2])
-    assert world.calls() == reads + START[2:] + PIN_AND_FLIP + UNLOCK
+    assert world.calls() == reads + START[2:] + PIN_AND_FLIP
     assert "cookie test=[secret]" in err
     assert token not in out + err + report.read_text() + " ".join(world.calls())
 
@@ -290,7 +282,7 @@ def test_the_test_token_is_sent_but_never_shown(world, capfd, monkeypatch, tmp_p
 def test_a_wrong_cookie_reaches_the_active_color_and_fails_at_once(world, capfd):
     code, _, err = promote(world, capfd, "green", "--cookie", "test=wrong")
     assert code == 1
-    assert world.calls() == START[2:] + ["config rm test -s routing", UP] + UNLOCK + REPORT
+    assert world.calls() == START[2:] + ["config rm test -s routing", UP] + REPORT
     assert "GET /ready: 200 OK, answered by blue, expected green" in error_line(err)
     assert world.config() == INITIAL_CONFIG
 
@@ -307,36 +299,72 @@ def test_promote_writes_a_junit_report_of_both_routes(world, capfd, tmp_path):
 
 # --- rollback, decommission, status -----------------------------------------------------------------
 
-def test_rollback_sends_users_back(world, capfd):
+def live_on_green(world):
+    """Users on green, which went live on v2 from blue on v1, as a finished promote leaves it."""
     route_to(world, "green")
+    world.went_live("green", "v2", "blue", "v1")
+
+
+ROLLBACK = [ROUTING, "stack output --json -s blue", ROUTING, "config set active blue -s routing", UP]
+
+
+def test_rollback_sends_users_back_to_the_color_that_was_live_before(world, capfd):
+    live_on_green(world)
     code, _, err = run(capfd, "rollback")
     assert code == 0, err
-    assert world.calls() == ["stack output --json -s routing", "stack output --json -s blue",
-                             *START[3:6], "stack output --json -s routing", "config set active blue -s routing", UP,
-                             *UNLOCK]
+    assert world.calls() == ROLLBACK
     assert world.config() == INITIAL_CONFIG
     assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
     assert "users are on blue (release v1)" in err
+    lease = world.lease()
+    assert lease.free and (lease.record.kind, lease.record.phase, lease.record.color) == ("rollback", "done", "blue")
+    assert (lease.last_live.color, lease.last_live.previous_color) == ("blue", "green")
+    code, _, err = run(capfd, "rollback")  # a rollback of the rollback goes back to green, live before it
+    assert code == 0, err
+    assert world.outputs("routing") == {"active": "green", "activeRelease": "v2"}
+
+
+@pytest.mark.parametrize("history, problem", [
+    (None, "no release is recorded as having gone live before"),
+    (("green", "v2", "blue", "v0"), "blue runs release v1, which was never live: before release v2 of green went "
+                                    "live, users were on blue (release v0)"),
+    (("blue", "v1", "green", "v2"), "the last recorded release sent users to blue (release v1), but users are on "
+                                    "green (release v2): the routing was changed by hand since"),
+])
+def test_rollback_to_a_release_that_was_never_live_asks_for_the_flag_naming_both(world, capfd, history, problem):
+    route_to(world, "green")
+    if history:
+        world.went_live(*history)
+    code, _, err = run(capfd, "rollback")
+    assert code == 1
+    assert world.calls() == [ROUTING, "stack output --json -s blue"]
+    assert world.outputs("routing")["active"] == "green" and world.record_free()
+    assert problem in error_line(err) and "--allow-never-live sends them to blue (release v1) anyway" in error_line(err)
+    code, _, err = run(capfd, "rollback", "--allow-never-live")
+    assert code == 0, err
+    assert world.outputs("routing") == {"active": "blue", "activeRelease": "v1"}
+    assert problem in err.split("note: ")[1]
 
 
 def test_rollback_removes_a_test_route_to_the_color_it_goes_back_to(world, capfd):
+    live_on_green(world)
     route_to(world, "green", test="blue")  # left by a crashed promote of blue
     code, _, err = run(capfd, "rollback")
     assert code == 0, err
-    assert world.calls()[6:9] == ["config set active blue -s routing", "config rm test -s routing", UP]
+    assert world.calls()[3:6] == ["config set active blue -s routing", "config rm test -s routing", UP]
     assert world.config() == INITIAL_CONFIG
 
 
-def test_rollback_is_refused_when_the_routing_changed_before_it_held_the_lock(world, capfd):
-    route_to(world, "green")
-    # Another run flips users back to blue between this rollback's first read and its lock.
+def test_rollback_is_refused_when_the_routing_changed_before_it_held_the_record(world, capfd):
+    live_on_green(world)
+    # Another run flips users back to blue between this rollback's first read and its take of the record.
     world.hook("stack output --json -s blue", patch={"routing": {"outputs": {"active": "blue"}}})
     code, _, err = run(capfd, "rollback")
     assert code == 1
-    assert world.calls() == ["stack output --json -s routing", "stack output --json -s blue", *START[3:6],
-                             "stack output --json -s routing", *UNLOCK]
+    assert world.calls() == [ROUTING, "stack output --json -s blue", ROUTING]
     assert world.config() == {**INITIAL_CONFIG, "routing": {"active": "green"}}  # nothing changed
-    assert "users are already on blue: the routing changed since this rollback started" in error_line(err)
+    assert "the routing changed while this run took the release record" in error_line(err)
+    assert world.record_free() and world.lease().record.phase == "aborted"
 
 
 @pytest.mark.parametrize("outputs, problem", [
@@ -356,7 +384,7 @@ def test_rollback_is_refused_when_the_other_color_is_not_ready(world, capfd, out
 def test_decommission_is_refused_for_the_live_color(world, capfd):
     code, _, err = run(capfd, "decommission", "blue")
     assert code == 1
-    assert world.calls() == ["stack output --json -s blue", *START[3:7], *UNLOCK]
+    assert world.calls() == ["stack output --json -s blue", ROUTING, ROUTING]
     assert world.outputs("blue") == color_outputs("blue", "v1")
     assert error_line(err).startswith("error: blue is the active color: users are on it. Roll back first")
 
@@ -372,16 +400,14 @@ def test_decommission_is_refused_for_the_color_under_test(world, capfd):
 def test_decommission_destroys_the_idle_color(world, capfd):
     code, _, err = run(capfd, "decommission", "green")
     assert code == 0, err
-    assert world.calls() == ["stack output --json -s green", *START[3:7], "destroy --yes -s green", *UNLOCK]
+    assert world.calls() == ["stack output --json -s green", ROUTING, ROUTING, "destroy --yes -s green"]
     assert world.outputs("green") == {}
     assert world.config() == INITIAL_CONFIG
 
 
-def test_status_shows_both_colors_the_routes_and_the_lock(world, capfd):
+def test_status_shows_both_colors_the_routes_and_the_record(world, capfd):
     route_to(world, "blue", test="green")
-    since = datetime.now(timezone.utc) - timedelta(hours=3, minutes=7)  # how long it is held is told from now
-    held = f"green v2 alice@ci-7 {since:%Y-%m-%dT%H:%M:%SZ}"
-    world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: held}))
+    world.hold_record(color="green", release="v2", phase="testing")
     code, out, _ = run(capfd, "status")
     assert code == 0
     lines = out.splitlines()
@@ -390,19 +416,32 @@ def test_status_shows_both_colors_the_routes_and_the_lock(world, capfd):
         "blue   blue   active  v1       2/2    registry.example.com/myapp:v1",
         "green  green  test    v2       2/2    registry.example.com/myapp:v2",
     ]
-    assert re.fullmatch(rf"release in progress: {held} \(held by alice@ci-7, for 3h0[78]m\)", lines[3])
+    assert re.fullmatch(r"release in progress: promote of green \(release v2\) by alice@ci-7 pid \d+, started \S+, "
+                        r"from blue \(release v1\): phase testing; held by alice@ci-7 pid \d+, renewed until \S+",
+                        lines[3]), lines[3]
     assert lines[4:] == ["routing config: as deployed"]
     code, out, _ = run(capfd, "status", "--json")
     report = json.loads(out)
-    assert (report["active"], report["test"], report["releaseInProgress"]) == ("blue", "green", held)
+    assert (report["active"], report["test"]) == ("blue", "green")
+    assert report["releaseInProgress"].startswith("promote of green (release v2) by alice@ci-7")
     assert report["colors"]["green"] == {"stack": "green", "deployed": True, "release": "v2",
                                          "image": "registry.example.com/myapp:v2", "readyReplicas": 2, "replicas": 2}
-    assert report["lock"]["holder"] == "alice@ci-7" and report["lock"]["ageSeconds"] > 0
+    record = report["record"]
+    assert (record["lease"], record["held"], record["expired"]) == ("default/myapp-release", True, False)
+    assert (record["release"]["phase"], record["release"]["who"], record["lastLive"]) == ("testing", "alice", None)
     assert (report["config"], report["configDiffers"], report["problems"]) == ({"active": "blue", "test": "green"}, [], [])
-    assert world.calls()[-9:] == ["stack output --json -s routing", "stack output --json -s blue",
+    assert world.calls()[-8:] == ["stack output --json -s routing", "stack output --json -s blue",
                                   "stack output --json -s green", "stack export -s routing", "stack export -s blue",
                                   "stack export -s green", "config get active -s routing",
-                                  "config get test -s routing", f"stack tag get {LOCK} -s routing"]
+                                  "config get test -s routing"]
+
+
+def test_status_shows_the_last_release_when_none_is_in_progress(world, capfd):
+    live_on_green(world)
+    code, out, _ = run(capfd, "status")
+    assert code == 0
+    assert "release in progress: none" in out
+    assert re.search(r"^last release: promote of green \(release v2\) by alice@ci-7 .*: phase done$", out, re.M)
 
 
 def test_status_shows_where_the_routing_config_differs_from_what_is_deployed(world, capfd):
@@ -464,7 +503,7 @@ def test_a_missing_pulumi_cli_is_one_clear_line(world, capfd, monkeypatch, tmp_p
     assert error_line(err).startswith("error: the pulumi CLI is not on PATH")
 
 
-# --- time limits, the lock's identity ------------------------------------------------------------------
+# --- time limits --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("argv, environment, message", [
     (["status", "--update-timeout", "0"], {}, "'0' is not a time limit: give a number of seconds above 0"),
@@ -485,30 +524,7 @@ def test_a_bad_time_limit_is_bad_usage_naming_the_flag_or_variable(argv, environ
 def test_a_flag_wins_over_its_environment_variable_which_wins_over_the_default(monkeypatch):
     monkeypatch.setenv("BLUEGREEN_UPDATE_TIMEOUT", "600")
     args = release.parse_args(["status", "--command-timeout", "30"])
-    assert (args.update_timeout, args.command_timeout, args.cancel_grace, args.lock_settle) == (600, 30, 60, 2)
-
-
-def test_each_run_locks_with_a_value_of_its_own():
-    values = {release_lock.lock_value("green", "v2") for _ in range(50)}
-    assert len(values) == 50
-    info = release_lock.LockInfo.parse(values.pop())
-    assert info.pid == os.getpid() and info.running_here() is True and info.age() < 60
-
-
-def test_the_settle_pause_catches_a_run_that_set_the_lock_just_after_this_one(world, capfd, monkeypatch):
-    monkeypatch.setenv("BLUEGREEN_LOCK_SETTLE", "3")
-    winner = "blue v9 bob@ci-2 2026-11-27T09:00:01Z pid=77 id=0badcafe"
-    paused = []
-
-    def other_machine_sets_it_meanwhile(seconds):
-        paused.append(seconds)
-        world.change(lambda state: state["stacks"]["routing"]["tags"].update({LOCK: winner}))
-
-    monkeypatch.setattr(release_lock, "settle", other_machine_sets_it_meanwhile)
-    code, _, err = promote(world, capfd)
-    assert code == 1 and paused == [3]
-    assert world.calls() == START[:6] and world.tags() == {LOCK: winner}
-    assert error_line(err).startswith(f"error: a release is in progress: {winner} (held by bob@ci-2, pid 77, for ")
+    assert (args.update_timeout, args.command_timeout, args.cancel_grace) == (600, 30, 60)
 
 
 def test_a_refused_update_names_the_programs_own_reason_in_its_one_line_error(tmp_path, monkeypatch):

@@ -14,18 +14,21 @@ import os
 import re
 import sys
 import time
+from dataclasses import replace
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from bluegreen_tools.cli import Session, run_main
-from harness import fake_pulumi
+from harness import fake_kubectl, fake_pulumi
 from harness.loopback import answer, ready
 from components.contract import ColorOutputs, RoutingOutputs, deployment_name
 from components.routes import http_routes, route_color, select_route
 from components.settings import RoutingSettings, declared_defaults, parse_cookie
 
 FAKE = Path(__file__).resolve().parent / "fake_pulumi.py"
+PHASE_PATH = {"promote": ("taken", "testing", "flipping", "checking"), "rollback": ("taken", "flipping"),
+              "decommission": ("taken",)}
 ROOT = FAKE.parents[2]  # the project: the stand-in imports components.contract; Pulumi.yaml holds the defaults
 LOCK_VALUE = re.compile(r"^(blue|green) (\S+) \S+@\S+ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ pid=\d+ id=[0-9a-f]{8}$")
 
@@ -51,6 +54,11 @@ class World:
                               "_signal.signal(_signal.SIGINT, _signal.SIG_DFL)\n"
                               "from harness import fake_pulumi\nsys.exit(fake_pulumi.main(sys.argv[1:]))\n")
         executable.chmod(0o755)
+        kubectl = bin_dir / "kubectl"  # the release record's Lease, in the stand-in's state file
+        kubectl.write_text(f"#!{sys.executable} -I\nimport sys\nfrom harness import fake_kubectl\n"
+                           "sys.exit(fake_kubectl.main(sys.argv[1:]))\n")
+        kubectl.chmod(0o755)
+        self.leases_file = directory / "leases.json"
         self.path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
         self.save({
             "stacks": {
@@ -106,6 +114,47 @@ class World:
         active = RoutingOutputs.read(state["stacks"]["routing"]["outputs"]).active
         target = ColorOutputs.read(state["stacks"].get(active or "", {}).get("outputs", {}))
         return target.color == active and bool(target.ready_replicas)
+
+    # --- the release record (the stand-in kubectl's Lease) -----------------------------------------------
+
+    def store(self):
+        """The release record's store, as release.py finds it (app myapp, namespace default)."""
+        from bluegreen_tools.record import LeaseStore
+        return LeaseStore(fake_kubectl.stand_in(self.leases_file, FAKE_KUBECTL_FAULT=""), "default", "myapp")
+
+    def lease(self):
+        """The record's Lease as another host would read it, or None."""
+        return self.store().read()
+
+    def record_free(self) -> bool:
+        """No release holds the record (none was ever taken, or the last was given back)."""
+        lease = self.lease()
+        return lease is None or lease.free
+
+    def hold_record(self, kind: str = "promote", color: str = "green", release: str = "v2", phase: str = "taken",
+                    who: str = "alice@ci-7", before: tuple[str, Optional[str]] = ("blue", None),
+                    previous_release: str = "v1", expired: bool = False):
+        """A release record held by another run (in `phase`; its lease `expired`: its run is gone)."""
+        from bluegreen_tools.record import ReleaseRecord, Routing
+        store = self.store()
+        record = replace(ReleaseRecord.new(kind, "routing", color, release, Routing(*before), previous_release,
+                                           who=who), pid=4242)  # another machine's process
+        lease = store.take(record)
+        path = PHASE_PATH[kind]
+        for step in path[1:path.index(phase) + 1] if phase in path else (*path[1:], phase):
+            lease = store.write(lease, lease.record.moved(step))
+        if expired:
+            fake_kubectl.age(self.leases_file, "default", "myapp-release", store.duration + 1)
+        return self.lease()
+
+    def went_live(self, color: str, release: str, previous: str, previous_release: str) -> None:
+        """The record says that `color` went live on `release`, users being on `previous` before (as a finished
+        promote leaves it): what rollback goes back from."""
+        from bluegreen_tools.record import ReleaseRecord, Routing
+        store = self.store()
+        lease = store.take(ReleaseRecord.new("promote", "routing", color, release, Routing(previous), previous_release,
+                                             who="alice@ci-7"), store.read())
+        store.finish(lease, lease.record.moved("done"), went_live=True)
 
     def calls(self) -> list[str]:
         """Every pulumi command run, as text, with the lock's value (who, when) shown as <lock>."""

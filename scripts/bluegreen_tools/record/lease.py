@@ -1,7 +1,9 @@
 """The release record, held by compare-and-swap in a coordination.k8s.io/v1 Lease named `<app>-release` in the
-app's namespace: create takes it (AlreadyExists: someone holds it), replace with the read resourceVersion
-changes it (Conflict: someone else changed it first), delete with uid + resourceVersion preconditions gives
-it back. The record itself is JSON in one annotation; the Lease's spec says who holds it and until when.
+app's namespace, as Kubernetes' own leader election holds one: the Lease stays; a holder is named in its spec.
+Taking it is a create (AlreadyExists: someone was first) or, when it is free, a replace with the resourceVersion
+read (Conflict: someone else changed it first); giving it back is such a replace that clears the holder and
+keeps the finished record, and the last release that went live, for `status` and `rollback`. A delete with uid
++ resourceVersion preconditions removes it (`unlock --delete`). The record is JSON in one annotation.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .kubectl import Kubectl, KubectlError
 from .phases import TAKEN, Intent, Routing, advance, check_phase
 
 ANNOTATION = "bluegreen.dev/release"
+LAST_LIVE = "bluegreen.dev/last-live"  # the last release that went live: what `rollback` goes back from
 RECORD_LIMIT = 16384  # bytes of the record's JSON: far under the API's 256 KiB for all annotations
 SUMMARY_LIMIT = 2000  # characters of the last analysis summary
 DURATION = 60  # seconds a holder that stopped renewing keeps the lease: then it is visibly expired
@@ -121,10 +124,12 @@ class ReleaseRecord:
         return replace(self, who=who, host=host, pid=pid)
 
     def describe(self) -> str:
-        release = f" (release {self.release})" if self.release else ""
-        before = f"{self.previous_color} (release {self.previous_release or '?'})"
-        return (f"{self.kind} of {self.color}{release} by {self.who}@{self.host} pid {self.pid}, started "
-                f"{self.started}, from {before}: phase {self.phase}")
+        # Read from the cluster, written by anyone who may update the Lease: shown escaped.
+        release = f" (release {printable(self.release, 80)})" if self.release else ""
+        before = f"{printable(self.previous_color, 20)} (release {printable(self.previous_release or '?', 80)})"
+        return (f"{printable(self.kind, 20)} of {printable(self.color, 20)}{release} by "
+                f"{printable(f'{self.who}@{self.host}', 120)} pid {self.pid}, started {printable(self.started, 40)}, "
+                f"from {before}: phase {self.phase}")
 
     def encode(self) -> str:
         text = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -159,10 +164,16 @@ class Lease:
     renewed: Optional[datetime]
     record: Optional[ReleaseRecord]
     raw: dict = field(repr=False, compare=False, default_factory=dict)
+    last_live: Optional[ReleaseRecord] = None
 
     @property
     def where(self) -> str:
         return f"Lease {self.name} in namespace {self.namespace}"
+
+    @property
+    def free(self) -> bool:
+        """No holder: the last release ended (its record stays, finished) and the next may take it."""
+        return not self.holder
 
     def expires(self) -> Optional[datetime]:
         seen = self.renewed or self.acquired
@@ -174,6 +185,8 @@ class Lease:
         return ends is not None and (now or now_utc()) > ends
 
     def describe(self, now: Optional[datetime] = None) -> str:
+        if self.free:
+            return "no release in progress" + (f"; the last: {self.record.describe()}" if self.record else "")
         what = self.record.describe() if self.record else "no release record"
         held = f"held by {printable(self.holder or '?', 80)}"
         if self.expired(now):
@@ -186,11 +199,13 @@ class Lease:
         try:
             raw = json.loads(text)
             meta, spec = raw["metadata"], raw.get("spec") or {}
-            note = (meta.get("annotations") or {}).get(ANNOTATION)
+            notes = meta.get("annotations") or {}
+            note, live = notes.get(ANNOTATION), notes.get(LAST_LIVE)
             return cls(meta["namespace"], meta["name"], meta["uid"], meta["resourceVersion"],
-                       spec.get("holderIdentity"), int(spec.get("leaseDurationSeconds") or DURATION),
+                       spec.get("holderIdentity") or None, int(spec.get("leaseDurationSeconds") or DURATION),
                        parse_micro(spec.get("acquireTime")), parse_micro(spec.get("renewTime")),
-                       ReleaseRecord.decode(note, where) if note is not None else None, raw)
+                       ReleaseRecord.decode(note, where) if note is not None else None, raw,
+                       ReleaseRecord.decode(live, where) if live is not None else None)
         except (ValueError, TypeError, KeyError) as error:
             raise RecordError(f"kubectl answered no readable Lease for {where} ({printable(str(error), 120)})") \
                 from None
@@ -208,16 +223,23 @@ class LeaseStore:
     def where(self) -> str:
         return f"Lease {self.name} in namespace {self.namespace}"
 
-    def _manifest(self, record: ReleaseRecord, acquired: datetime, renewed: datetime,
-                  base: Optional[Lease] = None) -> str:
+    def _manifest(self, record: ReleaseRecord, acquired: Optional[datetime], renewed: Optional[datetime],
+                  base: Optional[Lease] = None, last_live: Optional[ReleaseRecord] = None) -> str:
+        """The Lease holding `record`: held by its holder from `acquired`, or free when `acquired` is None."""
+        annotations = {ANNOTATION: record.encode()}
+        live = last_live or (base.last_live if base is not None else None)
+        if live is not None:
+            annotations[LAST_LIVE] = live.encode()
         metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace,
                                     "labels": {"app.kubernetes.io/managed-by": "bluegreen"},
-                                    "annotations": {ANNOTATION: record.encode()}}
+                                    "annotations": annotations}
         if base is not None:  # the compare in compare-and-swap: the server refuses any other version
             metadata.update(uid=base.uid, resourceVersion=base.resource_version)
+        spec: dict[str, Any] = {"leaseDurationSeconds": self.duration}
+        if acquired is not None:
+            spec.update(holderIdentity=record.holder, acquireTime=micro(acquired), renewTime=micro(renewed or acquired))
         return json.dumps({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
-                           "spec": {"holderIdentity": record.holder, "leaseDurationSeconds": self.duration,
-                                    "acquireTime": micro(acquired), "renewTime": micro(renewed)}})
+                           "spec": spec})
 
     def _held(self, lease: Lease) -> Held:
         return Held(lease, f"a release is in progress ({lease.where}): {lease.describe()}")
@@ -231,17 +253,26 @@ class LeaseStore:
             raise RecordError(f"cannot read the release record ({self.where}): {error}") from None
         return Lease.parse(text, self.where)
 
-    def take(self, record: ReleaseRecord) -> Lease:
-        """Create the Lease with this record; Held if it exists (whoever holds it, expired or not)."""
+    def take(self, record: ReleaseRecord, lease: Optional[Lease] = None) -> Lease:
+        """Hold the record: create the Lease, or take it over from its last release if it is free (`lease`:
+        as read just now, to save a read). Held if someone holds it, expired or not, or was first."""
+        current = lease if lease is not None else self.read()
+        if current is not None and not current.free:
+            raise self._held(current)
         moment = now_utc()
         try:
-            text = self.kubectl.call("create", "-o", "json", body=self._manifest(record, moment, moment))
+            if current is None:
+                text = self.kubectl.call("create", "-o", "json", body=self._manifest(record, moment, moment))
+            else:
+                text = self.kubectl.call("replace", "-o", "json",
+                                         body=self._manifest(record, moment, moment, current))
         except KubectlError as error:
-            if error.reason == "AlreadyExists":
+            lost_race = ("AlreadyExists",) if current is None else ("Conflict", "NotFound")
+            if error.reason in lost_race:
                 held = self.read()
-                if held is None:  # given back between the two calls: a take would race again; say so
-                    raise RecordError(f"the release record ({self.where}) was held a moment ago and is free now: "
-                                      "run again") from None
+                if held is None or held.free:  # given back between the two calls: a take would race again
+                    raise RecordError(f"the release record ({self.where}) changed while this run took it, and is "
+                                      "free now: run again") from None
                 raise self._held(held) from None
             raise RecordError(f"cannot take the release record ({self.where}): {error}") from None
         return Lease.parse(text, self.where)
@@ -259,12 +290,26 @@ class LeaseStore:
             raise RecordError(f"cannot write the release record ({self.where}): {error}") from None
         return Lease.parse(text, self.where)
 
-    def take_over(self, lease: Lease, who: str, host: str, pid: int) -> Lease:
+    def finish(self, lease: Lease, record: ReleaseRecord, went_live: bool) -> Lease:
+        """Give the record back, if it is still the version `lease` read: the Lease free, the finished record
+        kept; `went_live`: it is also the last release that went live. LostCas if anyone changed it since."""
+        try:
+            text = self.kubectl.call("replace", "-o", "json",
+                                     body=self._manifest(record, None, None, lease, record if went_live else None))
+        except KubectlError as error:
+            if error.reason in ("Conflict", "NotFound"):
+                raise LostCas(f"the release record ({self.where}) was changed or removed by someone else since "
+                              f"this run read it ({error.detail}): left as it is") from None
+            raise RecordError(f"cannot give back the release record ({self.where}): {error}") from None
+        return Lease.parse(text, self.where)
+
+    def take_over(self, lease: Lease, who: str, host: str, pid: int, holder_gone: bool = False) -> Lease:
         """For resume, abort and unlock only: make an expired holder's record this run's (a CAS, so two
-        hosts resuming at once cannot both win). A live holder's is refused."""
+        hosts resuming at once cannot both win). A live holder's is refused, unless the caller saw it gone
+        (`holder_gone`: its process, on this machine, no longer runs)."""
         if lease.record is None:
             raise RecordError(f"{lease.where} holds no release record to take over")
-        if not lease.expired():
+        if lease.free or not (lease.expired() or holder_gone):
             raise self._held(lease)
         moment = now_utc()
         record = lease.record.taken_over(who, host, pid)

@@ -18,7 +18,7 @@ RESTORING, ABORTED = "restoring", "aborted"
 FORWARD = (TAKEN, TESTING, ANALYSING_TEST, FLIPPING, CHECKING, ANALYSING_LIVE, RELEASING, DONE)
 PHASES = FORWARD + (RESTORING, ABORTED)
 FINAL = (DONE, ABORTED)
-KINDS = ("promote", "rollback")
+KINDS = ("promote", "rollback", "decommission")  # a decommission holds the record so no route reaches it
 
 # The actions a step can ask for; the release commands map each to their code.
 ROUTE = "route"  # set the routing stack's active/test to the step's routing, then `pulumi up` it
@@ -109,6 +109,8 @@ def phases_of(intent: Intent) -> tuple[str, ...]:
     """The forward phases this release goes through, in order."""
     if intent.kind == "rollback":
         return (TAKEN, FLIPPING, RELEASING, DONE)
+    if intent.kind == "decommission":  # its `pulumi destroy` runs while taken: no route changes
+        return (TAKEN, DONE)
     skipped = () if intent.analysis else (ANALYSING_TEST, ANALYSING_LIVE)
     return tuple(phase for phase in FORWARD if phase not in skipped)
 
@@ -164,9 +166,17 @@ def _restore_plan(intent: Intent, phase: str) -> Plan:
                 f"routing put back as before the release: {intent.restored.describe()}")
 
 
+def _decommission_plan(verb: str, intent: Intent) -> Plan:
+    return Plan(verb, (Step(ABORTED, RELEASE),), None,
+                f"a decommission of {intent.color} was stopped (users were not affected: nobody is routed to it); "
+                f"the record is released: `release.py decommission {intent.color}` finishes it")
+
+
 def abort_plan(intent: Intent, phase: str) -> Plan:
     """Undo the release from `phase`: users back on the color they were on before it started, no test route."""
     check_phase(phase)
+    if intent.kind == "decommission" and phase not in FINAL:
+        return _decommission_plan("abort", intent)
     if phase == DONE:
         return Plan("abort", (), None, f"the release is done: users are on {intent.color}; "
                     "`release.py rollback` sends them back")
@@ -179,6 +189,8 @@ def resume_plan(intent: Intent, phase: str) -> Plan:
     """Finish the release from `phase`: the step it stopped in again (each is safe to repeat), the checks and
     analysis that never ran, then the release of the record; a failed check undoes it (on_failure)."""
     check_phase(phase)
+    if intent.kind == "decommission" and phase not in FINAL:
+        return _decommission_plan("resume", intent)
     if phase in (RESTORING, ABORTED):  # an undo was under way: it can only be finished
         plan = abort_plan(intent, phase)
         return Plan("resume", plan.steps, plan.ends_with, f"it was being aborted; {plan.summary}")

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
 from .lease import Lease, LeaseStore, LostCas, RecordError, ReleaseRecord
+from .phases import DONE
 
 
 class HeldRecord:
@@ -52,15 +53,17 @@ class HeldRecord:
     def renew(self) -> None:
         self._write(lambda record: record)
 
-    def release(self) -> None:
-        """Delete the record, if it is still the version this run wrote; LostCas if not."""
+    def release(self, phase: str = DONE) -> None:
+        """Give the record back, finished in `phase` (done or aborted), if it is still the version this run
+        wrote: LostCas if not. A release that ends done is also the last one that went live."""
         with self._lock:
             if self.released:
                 return
             if self.lost:
                 raise LostCas(self.lost)
             try:
-                self.store.give_back(self._lease)
+                self._lease = self.store.finish(self._lease, self.record.moved(phase),
+                                                went_live=phase == DONE and self.record.kind != "decommission")
             except LostCas as error:
                 self.lost = str(error)
                 raise

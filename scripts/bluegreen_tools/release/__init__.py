@@ -3,17 +3,19 @@
   promote COLOR       test COLOR through the gateway with the test cookie, then flip users to it
   rollback            send users back to the other color
   decommission COLOR  pulumi destroy a color that nobody is routed to
-  status              both colors, which is active, which under test, a release in progress, config drift
-  unlock              clear the release lock that a crashed run left
+  status              both colors, which is active, which under test, the release record, config drift
+  resume              finish a release whose run stopped, from the phase its record says, on any host
+  abort               undo a release whose run stopped: users back where they were before it started
+  unlock              give back the release record that a crashed run left, as it is
 
 Every pulumi command is printed before it runs, so a person can follow or finish by hand, and has a
 time limit. On a timeout, Ctrl-C or SIGTERM the running command gets SIGINT (the CLI's graceful
-cancel) and a bounded grace before SIGKILL; then the routing is put back, the lock released, and
+cancel) and a bounded grace before SIGKILL; then the routing is put back, the release record given back, and
 the state read back and printed with the commands that finish by hand.
 Exit status: 0 done, 1 refused or failed, 2 bad usage, 3 a bug (cli.run_main, the boundary of every script).
 
 The jobs, one module each: runner.py (pulumi with time limits and signals), outputs.py (the stacks' outputs,
-checked), routing.py (the routing transaction), lock.py (the release lock), report.py (what is left to finish
+checked), routing.py (the routing transaction), hold.py (the release record, a Lease held by compare-and-swap), report.py (what is left to finish
 by hand), parser.py (the command line), commands/ (one module per command).
 """
 

@@ -10,13 +10,13 @@ from typing import Optional, Sequence
 from components.settings import COLORS
 
 from .. import smoke_test
-from .commands import decommission, promote, rollback, status, unlock
+from .commands import abort, decommission, promote, resume, rollback, status, unlock
 from .runner import LIMIT_OPTIONS
 
 DESCRIPTION = "Drive a blue-green release through the Pulumi CLI."
 EXIT_STATUS = "Exit status: 0 done, 1 refused or failed, 2 bad usage, 3 a bug (its traceback in a log file it names)."
 COMMANDS = {"promote": promote, "rollback": rollback, "decommission": decommission, "status": status,
-            "unlock": unlock}
+            "resume": resume, "abort": abort, "unlock": unlock}
 
 
 def _seconds(positive: bool):

@@ -10,7 +10,7 @@ from typing import Iterator, Optional
 
 from components.contract import RoutingOutputs
 
-from .lock import ReleaseLock
+from .hold import ReleaseHold
 from .outputs import read_routing_outputs
 from .routing import Routing, drift, read_routing_config, users_line
 from .runner import UP, Runner, describe
@@ -22,12 +22,12 @@ class Run:
 
     runner: Runner
     stack: str
-    lock: Optional[ReleaseLock] = None
+    hold: Optional[ReleaseHold] = None
     routing: Optional[Routing] = None
 
     def needs_report(self) -> bool:
         return bool((self.routing and (self.routing.changed or self.routing.deployed))
-                    or (self.lock and self.lock.state == "left") or self.runner.signals.received
+                    or (self.hold and self.hold.state in ("left", "lost")) or self.runner.signals.received
                     or self.runner.events.stopped)
 
 
@@ -81,8 +81,12 @@ def report(run: Run) -> None:
         if (deployed is None or deployed.active != target or deployed.test is not None
                 or (run.routing is not None and run.routing.restored is False)):  # deployed may not be as it says
             commands.append(f"pulumi {' '.join(UP)} -s {stack}   # users on {target}, no test route")
-    if run.lock is not None and run.lock.state == "left":
-        commands.append("python scripts/release.py unlock")
+    if run.hold is not None and run.hold.state == "left":
+        runner.log(f"the release record stays in phase {run.hold.phase}: {run.hold.recovery()}; or by hand:")
+        commands.append("python scripts/release.py unlock   # once the above ran: gives the record back")
+    if run.hold is not None and run.hold.state == "lost":
+        runner.log("the release record is another run's now: that run finishes or undoes this release")
+        commands = []
     if not commands:
         runner.log("nothing is left to finish by hand")
         return

@@ -58,8 +58,9 @@ class Routing:
     config first, then `pulumi up` if one was started) and says so in the error.
     """
 
-    def __init__(self, runner: Runner, stack: str, state: RoutingOutputs):
+    def __init__(self, runner: Runner, stack: str, state: RoutingOutputs, hold=None):
         self.runner = runner
+        self.hold = hold  # the release record (hold.ReleaseHold): its phase says `restoring` before a restore
         self.stack = stack
         self.original = state.active
         self.config = {"active": state.active, "test": state.test}
@@ -90,6 +91,8 @@ class Routing:
     def restore(self) -> str:
         """Users back on the original color, no test route; what happened, for the error message."""
         with self.runner.signals.cleaning():
+            if self.hold is not None:
+                self.hold.restoring()
             try:
                 with self.runner.step(f"restore routing: users on {self.original}, no test route"):
                     if self.config["active"] != self.original:
@@ -103,13 +106,22 @@ class Routing:
                 return (f"restoring the routing failed too ({describe(error)}); to put users back on {self.original} "
                         f"run: {self.by_hand()}")
         self.restored = True
+        if self.hold is not None:
+            self.hold.restored_ok = True
         return f"routing restored: users on {self.original}, no test route"
 
     def __enter__(self) -> "Routing":
         return self
 
+    def went_to_plan(self) -> None:
+        """The change and its checks are done: from here on an error (a signal) does not undo it."""
+        self.completed = True
+        self.runner.signals.quiet += 1  # a signal is noted, not raised, until the run ends: it succeeded
+        if self.hold is not None:
+            self.hold.succeeded = True
+
     def __exit__(self, kind, error, traceback) -> bool:
-        self.completed = error is None
-        if isinstance(error, Exception) and (self.changed or self.deployed):
+        self.completed = self.completed or error is None
+        if isinstance(error, Exception) and not self.completed and (self.changed or self.deployed):
             raise Failure(f"{describe(error)}; {self.restore()}") from None
         return False

@@ -48,9 +48,6 @@ LIMIT_OPTIONS = (
     Limit("cancel_grace", "--cancel-grace", "BLUEGREEN_CANCEL_GRACE", 60.0, False,
           "how long a pulumi command sent SIGINT (on a timeout, Ctrl-C or SIGTERM) has to cancel gracefully "
           "before it is killed (SIGKILL)"),
-    Limit("lock_settle", "--lock-settle", "BLUEGREEN_LOCK_SETTLE", 2.0, False,
-          "pause between setting the release lock and reading it back, so that a run that set it at the same "
-          "time is seen"),
 )
 
 

@@ -7,7 +7,7 @@ import argparse
 from components.settings import COLORS
 
 from ...cli import EXIT_OK, Failure
-from ..lock import ReleaseLock
+from ..hold import ReleaseHold, unchanged
 from ..outputs import color_stack, read_color
 from ..routing import read_routing
 from ..runner import Runner
@@ -23,8 +23,9 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
     color = args.color
     stack = color_stack(args, color)
     state = read_color(runner, args, color)
-    with ReleaseLock(runner, args.routing_stack, color, state.release):
-        routing = read_routing(runner, args, required=False)  # never deployed: nobody is routed anywhere
+    before = read_routing(runner, args, required=False)  # never deployed: nobody is routed anywhere
+    with ReleaseHold.new(runner, args, "decommission", color, state.release, before):
+        routing = unchanged(before, read_routing(runner, args, required=False))
         if routing.active == color:
             raise Failure(f"{color} is the active color: users are on it. Roll back first "
                           f"(`python scripts/release.py rollback`), then decommission {color}")

@@ -8,12 +8,14 @@ import os
 import time
 from typing import Optional
 
+from components.contract import RoutingOutputs
 from components.settings import COLORS, Cookie, declared_defaults, other_color, parse_cookie
 
 from ... import ROOT, smoke_test
 from ...cli import EXIT_OK, Failure, printable, result_line
-from ..lock import ReleaseLock
+from ..hold import ReleaseHold, unchanged
 from ..outputs import read_color, require_ready
+from ...record.phases import CHECKING, FLIPPING, TESTING
 from ..report import reporting
 from ..routing import Routing, read_routing
 from ..runner import Runner
@@ -88,15 +90,14 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
         with reporting(runner, args) as held:
             cookie, shown_cookie = read_test_cookie(runner, args)
             pinned = require_ready(args, color, read_color(runner, args, color)).release
-            held.lock = ReleaseLock(runner, args.routing_stack, color, pinned)
-            with held.lock:
-                state = read_routing(runner, args)
-                if state.active == color:
-                    raise Failure(f"{color} is already active (release {state.active_release}): nothing to promote. "
-                                  f"A new release goes to the idle color, {other_color(color)}")
+            state = refuse_active(read_routing(runner, args), color)
+            held.hold = ReleaseHold.new(runner, args, "promote", color, pinned, state)
+            with held.hold as hold:
+                state = refuse_active(unchanged(state, read_routing(runner, args)), color)
                 users = state.active
-                held.routing = Routing(runner, args.routing_stack, state)
+                held.routing = Routing(runner, args.routing_stack, state, hold)
                 with held.routing as routing:
+                    hold.advance(TESTING)
                     with runner.step(f"route testers to {color}"):
                         routing.set("test", color)
                         routing.up()
@@ -110,13 +111,16 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
                         raise Failure(f"{color}'s release changed from {pinned} to {now.release} while it was being "
                                       f"tested, so users stay on {users}; promote {color} again to test {now.release}")
                     require_ready(args, color, now)
+                    hold.advance(FLIPPING)
                     with runner.step(f"flip users to {color} (release {pinned})"):
                         routing.set("active", color)
                         routing.set("test", None)
                         routing.up()
+                    hold.advance(CHECKING)
                     failed = smoke(runner, args, f"checks of {color} through the default route", None, color, suites)
                     if failed:
                         raise Failure(f"the default route failed after the flip to {color}: {failed}")
+                    routing.went_to_plan()  # from here on a signal does not undo it: the record is given back done
     except BaseException:
         write_junit(runner, args, suites, raising=False)
         raise
@@ -124,3 +128,10 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
     runner.log(f"{color} (release {pinned}) is live. {users} still runs: `python scripts/release.py rollback` sends "
                f"users back; when sure, `python scripts/release.py decommission {users}`")
     return EXIT_OK
+
+
+def refuse_active(state: RoutingOutputs, color: str) -> RoutingOutputs:
+    if state.active == color:
+        raise Failure(f"{color} is already active (release {state.active_release}): nothing to promote. "
+                      f"A new release goes to the idle color, {other_color(color)}")
+    return state

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from typing import Any
 
 from components.contract import ColorOutputs, RoutingOutputs
 from components.settings import COLORS
 
 from ...cli import EXIT_OK, Failure, printable
-from ..lock import LockInfo, read_lock
+from ...record import RecordError
+from ...record.lease import Lease
+from ..hold import record_store
 from ..outputs import COLOR_OUTPUTS, ROUTING_OUTPUTS, STATUS_OUTPUTS, Spec, color_stack, output_problems
 from ..routing import drift, read_routing_config
 from ..runner import PulumiError, Runner
@@ -70,17 +73,15 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
     for stack in (args.routing_stack, *(color_stack(args, color) for color in COLORS)):
         _unfinished_problem(runner, stack, problems)
     config = read_routing_config(runner, args.routing_stack)
-    held = read_lock(runner, args.routing_stack)
+    lease = read_record(runner, args, problems)
     deployed = RoutingOutputs.read(routing)
     differences = drift(config, deployed, args.routing_stack)
-    lock = LockInfo.parse(held) if held else None
+    held = lease is not None and not lease.free
     report = {
         "active": deployed.active,
         "test": deployed.test,
-        "releaseInProgress": held,
-        "lock": None if lock is None else {"value": held, "holder": lock.who, "pid": lock.pid,
-                                           "ageSeconds": None if lock.age() is None else round(lock.age()),
-                                           "runningHere": lock.running_here()},
+        "releaseInProgress": lease.describe() if held else None,
+        "record": None if lease is None else record_report(lease),
         "config": config,
         "configDiffers": differences,
         "problems": problems,
@@ -92,7 +93,11 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
         print(json.dumps(report, indent=2))
         return EXIT_OK
     print_table(report, deployed)
-    print(f"release in progress: {printable(held, 200)} ({lock.describe()})" if lock else "release in progress: none")
+    print(f"release in progress: {lease.describe()}" if held else "release in progress: none")
+    if lease is not None and lease.free and lease.record is not None:
+        print(f"last release: {lease.record.describe()}")
+    if lease is not None and lease.record is not None and lease.record.summary:
+        print(f"last analysis: {lease.record.summary}")
     if differences:
         for line in differences:
             print(f"config differs: {line}")
@@ -101,6 +106,23 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
     for problem in problems:
         print(f"problem: {problem}")
     return EXIT_OK
+
+
+def read_record(runner: Runner, args: argparse.Namespace, problems: list[str]) -> Lease | None:
+    """The release record, or None (none yet, or unreadable: then a problem says why)."""
+    try:
+        return record_store(runner, args.routing_stack).read()
+    except RecordError as error:
+        problems.append(str(error))
+        return None
+
+
+def record_report(lease: Lease) -> dict[str, Any]:
+    record = lease.record
+    return {"lease": f"{lease.namespace}/{lease.name}", "held": not lease.free, "holder": lease.holder,
+            "expired": lease.expired(), "expires": None if lease.expires() is None or lease.free else
+            lease.expires().isoformat(), "release": None if record is None else asdict(record),
+            "lastLive": None if lease.last_live is None else asdict(lease.last_live)}
 
 
 def print_table(report: dict[str, Any], deployed: RoutingOutputs) -> None:
