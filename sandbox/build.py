@@ -2,7 +2,7 @@
 
 Pieces: the Pulumi CLI and the Python language host, the pulumi-kubernetes provider, kube-apiserver,
 kube-controller-manager, kube-scheduler, kubectl, etcd and kwok, istiod (pilot-discovery) and istioctl,
-and Istio's CRDs. Their versions are
+Prometheus, and Istio's CRDs. Their versions are
 pinned in one place each: the Go modules in sandbox/*/go.mod (checksums in go.sum), the Python
 packages they must match in requirements.txt.
 """
@@ -70,6 +70,15 @@ class Piece:
 OPTIMIZED = "all=-dwarf=false"
 
 
+def prometheus_release(module: str) -> str:
+    """The Prometheus release a module version is: v0.316.0 is 3.16.0 (its VERSION file), as `--version` says it."""
+    found = re.fullmatch(r"v0\.(\d+)(\d\d)\.(\d+)", module)
+    if not found:
+        raise Failure(f"sandbox/prometheus/go.mod requires github.com/prometheus/prometheus {module}, not a v0.3MM.P "
+                      "module version (the 3.x releases): pin one the Go module proxy serves, e.g. v0.316.0")
+    return f"{found.group(1)}.{int(found.group(2))}.{found.group(3)}"
+
+
 def pieces() -> tuple[Piece, ...]:
     """What `build` makes, with the version each binary reports, from the pins."""
     cli = module_version("engine", "github.com/pulumi/pulumi/pkg/v3")
@@ -99,6 +108,12 @@ def pieces() -> tuple[Piece, ...]:
         Piece("Istio's control plane (pilot-discovery, istioctl)", "istio",
               ("istio.io/istio/pilot/cmd/pilot-discovery", "istio.io/istio/istioctl/cmd/istioctl"),
               version_ldflags(module_version("istio", "istio.io/istio")), tags="vtprotobuf,disable_pgv"),
+        # netgo as its release builds; not builtinassets: the web UI's assets are made by npm, and the HTTP API
+        # the analysis queries does not need them. Cheap flags: it scrapes a few gateways once a second.
+        Piece("Prometheus", "prometheus", ("github.com/prometheus/prometheus/cmd/prometheus",),
+              ("-X github.com/prometheus/common/version.Version="
+               + prometheus_release(module_version("prometheus", "github.com/prometheus/prometheus")),),
+              tags="netgo"),
     )
 
 
