@@ -1,4 +1,4 @@
-"""`python -m sandbox up` and `down`: the control plane on 127.0.0.1, a Pulumi file backend, the gateway stand-in.
+"""`python -m sandbox up` and `down`: the control plane on 127.0.0.1, a Pulumi file backend, Prometheus, the gateway stand-in.
 
 No container ever runs: kwok marks pods Running and Ready (and Job pods Succeeded) without running them.
 Every process `up` starts is recorded under its name in the sandbox's pids/ folder; `down` stops them all.
@@ -28,6 +28,7 @@ from bluegreen_tools.cli import EXIT_OK, Failure, log, step
 
 from .build import build_dir, ensure_dir, python_pin
 from .istiod import start_istiod
+from .prometheus_server import add_scrape_target, remove_scrape_target, start_prometheus
 from .pki import certificate, name, new_key, write_certificate, write_key
 
 START_TIMEOUT = 120.0  # seconds for one component to become ready (a loaded 2-core machine has needed over 60)
@@ -140,6 +141,7 @@ def stop_recorded(folder: Path, only: Optional[str] = None) -> list[str]:
             time.sleep(0.05)
         if _alive(pid):
             os.killpg(pid, signal.SIGKILL)
+        remove_scrape_target(folder, pid_file.stem)  # Prometheus stops scraping what is gone
         stopped.append(pid_file.stem)
     return stopped
 
@@ -280,16 +282,20 @@ def install_provider(bin_dir: Path, home: Path) -> None:
 
 
 def start_gateway(sandbox: Sandbox, namespace: Optional[str] = None) -> str:
-    """The gateway and app stand-ins (sandbox/gateway.py, which emulates Envoy's routing): its URL.
-    With a namespace, one that sees that namespace only, recorded as gateway-NAMESPACE (`down` stops it too)."""
-    port = free_port()
+    """The gateway and app stand-ins (sandbox/gateway.py, which emulates Envoy's routing and stats): its URL.
+    With a namespace, one that sees that namespace only, recorded as gateway-NAMESPACE (`down` stops it too).
+    Its Istio metrics are added to Prometheus's targets (prometheus/targets/NAME.json)."""
+    port, metrics_port = free_port(), free_port()
     name, only = (f"gateway-{namespace}", ["--namespace", namespace]) if namespace else ("gateway", [])
     with step(f"start the gateway stand-in{f' for namespace {namespace}' if namespace else ''} "
-              "(it emulates Envoy's routing by what the API server holds)"):
+              "(it emulates Envoy's routing by what the API server holds, and Envoy's stats)"):
         sandbox.start(name, [sys.executable, "-m", "sandbox.gateway",
                              "--kubeconfig", str(sandbox.kubeconfig), "--port", str(port),
-                             "--control", str(ensure_dir(sandbox.folder / "apps")), *only])
+                             "--control", str(ensure_dir(sandbox.folder / "apps")),
+                             "--metrics-port", str(metrics_port), *only])
         sandbox.wait(name, "an answer", http_answers(f"http://127.0.0.1:{port}/"))
+        sandbox.wait(name, "its /metrics", http_ok(f"http://127.0.0.1:{metrics_port}/metrics"))
+        add_scrape_target(sandbox.folder, name, metrics_port)
     return f"http://127.0.0.1:{port}"
 
 
@@ -323,6 +329,7 @@ def up(args: argparse.Namespace) -> int:
             (folder / "passphrase").write_text(passphrase)
         start_control_plane(sandbox, target / "share")
         istiod_env = start_istiod(sandbox)
+        prometheus_env = start_prometheus(sandbox, free_port, http_ok)
         url = start_gateway(sandbox)
         home = ensure_dir(folder / "pulumi-home")
         with step("install the provider as a Pulumi plugin (in the sandbox's PULUMI_HOME)"):
@@ -342,6 +349,7 @@ def up(args: argparse.Namespace) -> int:
             "BLUEGREEN_SANDBOX": str(folder),
             "BLUEGREEN_URL": url,
             **istiod_env,
+            **prometheus_env,
         }
         env_file.write_text("".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items()))
         env_file.chmod(0o600)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""The sandbox's ingress gateway and app stand-ins: it EMULATES Envoy's routing; it is not Envoy.
+"""The sandbox's ingress gateway stand-in: it EMULATES Envoy's routing and Envoy's stats; it is not Envoy.
 
-    python sandbox/gateway.py --kubeconfig FILE --port PORT --control DIR [--namespace NS]
+    python -m sandbox.gateway --kubeconfig FILE --port PORT --control DIR [--namespace NS] [--metrics-port PORT]
 
 No container runs in the sandbox (kwok marks pods ready) and no Envoy exists here, so this one
 process plays both:
@@ -14,12 +14,12 @@ process plays both:
   the Service's selector and the subset's labels both select; 503 "no healthy upstream" when there
   are none, 404 when no route matches; the route's request and response header operations; 504
   when the app answers slower than the route's timeout.
-- one app stand-in per Deployment the cluster holds, each a real HTTP server on its own loopback
-  port that plays the Deployment's pods: GET /ready answers {"ready": true}, other paths 200, and
-  every answer says which Deployment, pod and release answered (x-sandbox-deployment,
-  x-sandbox-release). A test changes how one behaves by writing DIR/<namespace>/<deployment>.json:
-  {"ready": false}, {"status": 500}, {"delay": 2.5}, {"statusWithoutCookie": 500} (never through a
-  hook in the product).
+- the app stand-ins (sandbox/apps.py): one HTTP server per Deployment, playing its pods; a test tells
+  one how to answer through DIR/<namespace>/<deployment>.json.
+- Envoy's stats (sandbox/telemetry.py): every request it routes, or answers itself with NR or UH, is
+  counted in Istio's standard metrics, `istio_requests_total` and `istio_request_duration_milliseconds`,
+  with the labels an Istio ingress gateway reports (reporter="source"), at
+  http://127.0.0.1:METRICS_PORT/metrics when --metrics-port is given; the sandbox's Prometheus scrapes it.
 With --namespace it sees that namespace only: one gateway per project, so that projects sharing one
 sandbox (the e2e tests) do not answer for each other's hosts.
 Exit status: 0 stopped by a signal, 2 bad usage.
@@ -43,6 +43,9 @@ from typing import Any, Mapping, Optional, Sequence
 
 import re2
 import yaml
+
+from sandbox.apps import Apps
+from sandbox.telemetry import Destination, Telemetry
 
 REFRESH_SECONDS = 0.5  # how stale the gateway's view of the cluster may be
 ISTIO = "networking.istio.io/v1"
@@ -135,11 +138,13 @@ def seconds(duration: Optional[str]) -> Optional[float]:
 
 
 class Route:
-    """Where one request goes: the route chosen, and the ready pods behind its destination."""
+    """Where one request goes: the route chosen, the Service it names (in `namespace`), and the ready pods
+    behind its destination."""
 
     def __init__(self, status: int, reason: str, route: Optional[Mapping[str, Any]] = None,
-                 pods: Sequence[Mapping[str, Any]] = ()):
+                 pods: Sequence[Mapping[str, Any]] = (), service: str = "", namespace: str = ""):
         self.status, self.reason, self.route, self.pods = status, reason, route, list(pods)
+        self.service, self.namespace = service, namespace
 
 
 def resolve(objects: Mapping[str, list], host: str, port: int, headers: Mapping[str, str], path: str) -> Route:
@@ -159,7 +164,8 @@ def resolve(objects: Mapping[str, list], host: str, port: int, headers: Mapping[
             if matches and not any(request_matches(m, headers, path) for m in matches):
                 continue
             destination = (route.get("route") or [{}])[0].get("destination") or {}
-            return Route(200, "routed", route, endpoints(objects, namespace, destination))
+            return Route(200, "routed", route, endpoints(objects, namespace, destination),
+                         destination.get("host", "").split(".")[0], namespace)
         return Route(404, "no route matched (Envoy's 404 NR)")
     return Route(404, "no VirtualService bound to a Gateway for this host and port")
 
@@ -183,83 +189,39 @@ def endpoints(objects: Mapping[str, list], namespace: str, destination: Mapping[
             and selects(selector, pod["metadata"].get("labels") or {}) and pod_ready(pod)]
 
 
-# --- the app stand-ins -------------------------------------------------------------------------------
-
-class Apps:
-    """One HTTP server per Deployment, started when the gateway first routes to one of its pods."""
-
-    def __init__(self, control: Path):
-        self.control = control
-        self.servers: dict[tuple[str, str], ThreadingHTTPServer] = {}
-        self.lock = threading.Lock()
-
-    def port_for(self, namespace: str, deployment: str) -> int:
-        with self.lock:
-            key = (namespace, deployment)
-            if key not in self.servers:
-                server = ThreadingHTTPServer(("127.0.0.1", 0), app_handler(self.control, namespace, deployment))
-                server.daemon_threads = True
-                threading.Thread(target=server.serve_forever, daemon=True).start()
-                self.servers[key] = server
-            return self.servers[key].server_address[1]
-
-
-def app_handler(control: Path, namespace: str, deployment: str):
-    class App(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            behaviour = {}
-            path = control / namespace / f"{deployment}.json"
-            if path.exists():
-                try:
-                    behaviour = json.loads(path.read_text())
-                except (OSError, ValueError):
-                    behaviour = {}
-            time.sleep(float(behaviour.get("delay", 0)))
-            status = int(behaviour.get("status", 200))
-            if "statusWithoutCookie" in behaviour and not self.headers.get("cookie"):
-                status = int(behaviour["statusWithoutCookie"])  # healthy for testers, broken for users
-            ready = bool(behaviour.get("ready", True))
-            body = {"deployment": deployment, "namespace": namespace, "pod": self.headers.get("x-sandbox-pod"),
-                    "release": self.headers.get("x-sandbox-release"), "path": self.path}
-            if self.path.split("?")[0] == "/ready":
-                body["ready"] = ready
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.send_header("x-sandbox-deployment", deployment)
-            self.send_header("x-sandbox-release", body["release"] or "")
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args) -> None:
-            pass
-    return App
-
-
 # --- the gateway -------------------------------------------------------------------------------------
 
-def gateway_handler(cluster: Cluster, apps: Apps, port: int):
+def gateway_handler(cluster: Cluster, apps: Apps, port: int, telemetry: Optional[Telemetry] = None):
     counter = itertools.count()
 
     class Gateway(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            started = time.monotonic()
             try:
                 cluster.refresh()
-            except (OSError, ValueError) as error:
+            except (OSError, ValueError) as error:  # no Envoy answers this: not counted
                 return self.reply(503, {}, f"sandbox gateway: cannot read the API server: {error}")
+            destination, status, flag = self.route_and_forward()
+            if telemetry is not None:
+                telemetry.record(destination, status, flag, (time.monotonic() - started) * 1000)
+
+        def route_and_forward(self) -> tuple[Destination, int, str]:
+            """Answer the request; where it went, the status sent and Envoy's response flag, for the stats."""
             headers = {name.lower(): value for name, value in self.headers.items()}
             host = headers.get("host", "").split(":")[0]
             routed = resolve(cluster.objects, host, port, headers, self.path)
             if routed.status != 200:
-                return self.reply(routed.status, {}, routed.reason)
-            route = routed.route
+                self.reply(routed.status, {}, routed.reason)
+                return Destination(), routed.status, "NR"
+            route, service = routed.route, Destination(routed.service, routed.namespace)
             operations = (route.get("headers") or {}).get("response") or {}
             if not routed.pods:
-                return self.reply(503, operations, "no healthy upstream")
+                self.reply(503, operations, "no healthy upstream")
+                return service, 503, "UH"
             pod = routed.pods[next(counter) % len(routed.pods)]
             owner = pod["metadata"].get("labels") or {}
             deployment = self.deployment_of(pod)
+            destination = Destination(routed.service, pod["metadata"]["namespace"], deployment, owner)
             request_set = ((route.get("headers") or {}).get("request") or {}).get("set") or {}
             forwarded = {**{k: v for k, v in self.headers.items() if k.lower() != "host"}, **request_set,
                          "x-sandbox-pod": pod["metadata"]["name"], "x-sandbox-release": owner.get("release", "")}
@@ -271,9 +233,11 @@ def gateway_handler(cluster: Cluster, apps: Apps, port: int):
                 answer = connection.getresponse()
                 body = answer.read()
             except TimeoutError:
-                return self.reply(504, operations, "upstream request timeout")
+                self.reply(504, operations, "upstream request timeout")
+                return destination, 504, "UT"
             except OSError as error:
-                return self.reply(503, operations, f"upstream connect error: {error}")
+                self.reply(503, operations, f"upstream connect error: {error}")
+                return destination, 503, "UF"
             finally:
                 connection.close()
             self.send_response(answer.status)
@@ -284,6 +248,7 @@ def gateway_handler(cluster: Cluster, apps: Apps, port: int):
             self.send_header("content-length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            return destination, answer.status, ""
 
         def deployment_of(self, pod: Mapping[str, Any]) -> str:
             """The Deployment that owns a pod, through its ReplicaSet's name (<deployment>-<hash>)."""
@@ -315,9 +280,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--port", required=True, type=int, help="the gateway's port on 127.0.0.1")
     parser.add_argument("--control", required=True, type=Path, help="folder of the app stand-ins' behaviour files")
     parser.add_argument("--namespace", help="see this namespace only (default: all)")
+    parser.add_argument("--metrics-port", type=int, help="serve Istio's metrics at 127.0.0.1:PORT/metrics")
     args = parser.parse_args(argv)
     cluster = Cluster(args.kubeconfig, args.namespace)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), gateway_handler(cluster, Apps(args.control), 80))
+    telemetry = Telemetry() if args.metrics_port else None
+    if telemetry is not None:
+        telemetry.serve(args.metrics_port)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), gateway_handler(cluster, Apps(args.control), 80, telemetry))
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"sandbox gateway (emulating Envoy's routing) on http://127.0.0.1:{args.port}", flush=True)

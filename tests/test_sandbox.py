@@ -217,3 +217,144 @@ def test_the_modules_that_load_the_schema_models_share_a_worker():
 
 def test_istios_crds_come_from_the_istio_api_that_istiod_is_built_with():
     assert build.module_version("assets", "istio.io/api") == build.module_version("istio", "istio.io/api")
+
+
+# --- Prometheus: the pin, its config, its targets -------------------------------------------------------
+
+@pytest.mark.parametrize("module, release", [("v0.316.0", "3.16.0"), ("v0.300.1", "3.0.1"), ("v0.413.2", "4.13.2")])
+def test_a_prometheus_module_version_is_named_as_the_release_it_is(module, release):
+    assert build.prometheus_release(module) == release
+
+
+@pytest.mark.parametrize("module", ["v2.53.0", "v0.3.0", "v0.316", "v0.316.0-rc.1"])
+def test_a_prometheus_pin_that_is_no_3x_module_version_is_refused_naming_the_fix(module):
+    with pytest.raises(build.Failure, match=rf"requires github.com/prometheus/prometheus {re.escape(module)}.*v0.316.0"):
+        build.prometheus_release(module)
+
+
+def test_the_prometheus_piece_reports_the_release_its_pin_is():
+    pin = build.module_version("prometheus", "github.com/prometheus/prometheus")
+    piece = next(piece for piece in build.pieces() if piece.module == "prometheus")
+    assert piece.ldflags == (f"-X github.com/prometheus/common/version.Version={build.prometheus_release(pin)}",)
+
+
+def test_prometheus_scrapes_every_second_the_targets_the_gateways_list(tmp_path):
+    from sandbox import prometheus_server
+
+    config = prometheus_server.prometheus_config(tmp_path)
+    assert config["global"]["scrape_interval"] == "1s" and config["global"]["scrape_timeout"] == "1s"
+    [job] = config["scrape_configs"]
+    assert job["file_sd_configs"] == [{"files": [str(tmp_path / "prometheus" / "targets" / "*.json")],
+                                       "refresh_interval": "1s"}]
+    argv = prometheus_server.prometheus_argv(tmp_path, 9999)
+    assert "--web.listen-address=127.0.0.1:9999" in argv
+    assert f"--storage.tsdb.path={tmp_path / 'prometheus' / 'data'}" in argv  # in the folder `down` removes
+    prometheus_server.add_scrape_target(tmp_path, "gateway-shop", 4242)
+    listed = list((tmp_path / "prometheus" / "targets").iterdir())
+    assert [path.name for path in listed] == ["gateway-shop.json"]  # no temp file left for the glob to catch
+    assert json.loads(listed[0].read_text())[0]["targets"] == ["127.0.0.1:4242"]
+
+
+def test_stopping_a_recorded_gateway_removes_its_scrape_target(tmp_path):
+    from sandbox import prometheus_server
+
+    sandbox = sandbox_cluster.Sandbox(tmp_path, tmp_path / "bin")
+    sandbox.start("gateway-shop", [sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path)])
+    prometheus_server.add_scrape_target(tmp_path, "gateway-shop", 4242)
+    prometheus_server.add_scrape_target(tmp_path, "gateway-other", 4343)
+    assert sandbox_cluster.stop_recorded(tmp_path, only="gateway-shop") == ["gateway-shop"]
+    assert sandbox.processes["gateway-shop"].wait(timeout=15) is not None
+    assert sorted(p.name for p in (tmp_path / "prometheus" / "targets").iterdir()) == ["gateway-other.json"]
+
+
+# --- the gateway's Istio metrics and the app stand-ins' behaviours --------------------------------------
+
+def test_the_app_stand_ins_read_error_rate_and_latency_beside_delay():
+    from sandbox.apps import Behaviour, answer_status, parse_behaviour
+
+    behaviour = parse_behaviour('{"errorRate": 0.2, "latencyMs": 300, "delay": 0.5}')
+    assert behaviour.error_rate == 0.2 and behaviour.wait_seconds == pytest.approx(0.8)
+    assert [answer_status(behaviour, False, draw) for draw in (0.0, 0.19, 0.2, 0.99)] == [500, 500, 200, 200]
+    assert answer_status(Behaviour(), False, 0.0) == 200
+    assert answer_status(parse_behaviour('{"statusWithoutCookie": 502}'), False, 0.5) == 502
+
+
+@pytest.mark.parametrize("text, named", [('{"errorRate": 1.5}', "errorRate is 1.5: set a number from 0 to 1"),
+                                         ('{"latencyMs": "300"}', "latencyMs is '300'"), ("[1]", "not an object"),
+                                         ("{", "not JSON")])
+def test_a_bad_control_file_is_refused_naming_the_key_and_the_fix(text, named):
+    from sandbox.apps import parse_behaviour
+
+    with pytest.raises(ValueError, match=re.escape(named)):
+        parse_behaviour(text)
+
+
+class StillCluster:
+    """The gateway's view of the cluster, fixed."""
+
+    def __init__(self, objects):
+        self.objects = objects
+
+    def refresh(self) -> None:
+        pass
+
+
+@pytest.fixture
+def metered_gateway(tmp_path):
+    """A gateway on loopback routing shop's test cookie to green and the rest to blue, its Istio metrics kept."""
+    from http.server import ThreadingHTTPServer
+    import threading
+
+    from sandbox.apps import Apps
+    from sandbox.telemetry import Telemetry
+
+    owner = {"ownerReferences": [{"kind": "ReplicaSet", "name": "myapp-green-5d9f7"}]}
+    pods = [pod("b1", {"app": "myapp", "color": "blue", "version": "v1"}),
+            obj("shop", "g1", metadata={"labels": {"app": "myapp", "color": "green", "version": "v2"}, **owner},
+                status={"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})]
+    objects = cluster([TEST_ROUTE, route("myapp-default", "blue")], pods)
+    telemetry = Telemetry()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), sandbox_gateway.gateway_handler(
+        StillCluster(objects), Apps(tmp_path), 80, telemetry))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", tmp_path, objects, telemetry
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_gateway_counts_each_request_with_the_labels_an_istio_ingress_gateway_reports(metered_gateway):
+    import requests
+
+    url, control, objects, telemetry = metered_gateway
+    (control / "shop").mkdir()
+    (control / "shop" / "myapp-green.json").write_text('{"errorRate": 1}')
+    codes = [requests.get(url, headers={"cookie": "test=true"}, timeout=10).status_code for _ in range(3)]
+    codes.append(requests.get(url, timeout=10).status_code)
+    assert codes == [500, 500, 500, 200]
+    green = {"reporter": "source", "source_workload": "istio-ingressgateway", "destination_workload": "myapp-green",
+             "destination_workload_namespace": "shop", "destination_app": "myapp", "destination_version": "v2",
+             "destination_service": "myapp.shop.svc.cluster.local", "destination_service_name": "myapp",
+             "destination_service_namespace": "shop", "request_protocol": "http", "response_code": "500",
+             "response_flags": "-"}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for metric in telemetry.registry.collect() for s in metric.samples}
+
+    def value(name, **labels):
+        found = [v for (n, ls), v in samples.items() if n == name and labels.items() <= dict(ls).items()]
+        return sum(found)
+    assert value("istio_requests_total", **green) == 3
+    assert value("istio_request_duration_milliseconds_count", **green) == 3
+    assert value("istio_request_duration_milliseconds_bucket", **green, le="+Inf") == 3
+    assert value("istio_requests_total", destination_workload="b1", destination_version="v1", response_code="200") == 1
+    objects["pods"][:] = []  # no pod ready: Envoy's 503 UH; a host no route serves: 404 NR
+    assert requests.get(url, timeout=10).status_code == 503
+    objects["virtualservices"][:] = []
+    assert requests.get(url, timeout=10).status_code == 404
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for metric in telemetry.registry.collect() for s in metric.samples}
+    assert value("istio_requests_total", response_code="503", response_flags="UH", destination_workload="unknown",
+                 destination_service="myapp.shop.svc.cluster.local") == 1
+    assert value("istio_requests_total", response_code="404", response_flags="NR", destination_service="unknown") == 1
+    assert not any(name.endswith("_created") for name, _ in samples)  # Envoy has no such series
