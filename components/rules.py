@@ -68,16 +68,38 @@ _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 _QUANTITY_SCALE = {"": 1, "m": Decimal("0.001"), **{s: Decimal(1000) ** (i + 1) for i, s in enumerate("kMGTPE")},
                    **{s + "i": Decimal(1024) ** (i + 1) for i, s in enumerate("KMGTPE")}}
 
-# Istio's protobuf Duration as its validation takes it (ValidateDuration): numbers with units, e.g. 500ms, 2s, 1m30s
-# (units longest first, so ms is not m then s).
-_DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:h|ms|m|s))+\Z")
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s)")
-_DURATION_MS = {"h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
+# Istio reads a duration with Go's time.ParseDuration (the legacy jsonpb decoder of google.protobuf.Duration), and the
+# CRD's CEL rule `duration(self) >= duration('1ms')` with the same grammar: [+-] then numbers with units, each number
+# with a digit before or after its dot (.5s, 1.s); `0` alone needs no unit. Units longest first, so ms is not m then s.
+_DURATION = re.compile(r"^[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|\u00b5s|\u03bcs|ms|h|m|s))+\Z|^[-+]?0\Z")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|h|m|s)")
+_DURATION_MS = {"h": Decimal(3_600_000), "m": Decimal(60_000), "s": Decimal(1000), "ms": Decimal(1),
+                "us": Decimal("0.001"), "\u00b5s": Decimal("0.001"), "\u03bcs": Decimal("0.001"),
+                "ns": Decimal("0.000001")}
+# Go's time.Duration is an int64 of nanoseconds: ParseDuration refuses more ("invalid duration"), about 106751 days.
+MAX_GO_DURATION_MS = Decimal(2**63 - 1) / 1_000_000
+# The longest object name the program declares is Job `<app>-green-migrate` (also its pods' `job-name` label value),
+# which Kubernetes holds to a 63-character label: 63 - len("-green-migrate") = 49.
+MAX_APP_LENGTH = MAX_LABEL_LENGTH - len("-green-migrate")
 # Istio's validation.validateRetryOn: Envoy's x-envoy-retry-on, then x-envoy-retry-grpc-on, conditions.
 RETRY_ON = ("5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "envoy-ratelimited",
             "retriable-4xx", "refused-stream", "retriable-status-codes", "retriable-headers",
             "http3-post-connect-failure", "cancelled", "deadline-exceeded", "internal", "resource-exhausted",
             "unavailable")
+# validateHTTPRetry also takes an HTTP status code that Go's net/http.StatusText names (strconv.Atoi: an optional
+# sign, digits), which Istio turns into Envoy's retriable_status_codes (adding retriable-status-codes).
+HTTP_STATUS_CODES = frozenset([100, 101, 102, 103, *range(200, 209), 226, *range(300, 306), 307, 308,
+                               *range(400, 419), *range(421, 427), 428, 429, 431, 451, *range(500, 509), 510, 511])
+_GO_ATOI = re.compile(r"^[-+]?[0-9]+\Z")
+
+
+def retry_condition_problem(condition: str) -> Optional[str]:
+    """Why one comma-separated part of retryOn is not a retry condition Istio takes, or None."""
+    if condition in RETRY_ON:
+        return None
+    if _GO_ATOI.match(condition):
+        return None if int(condition) in HTTP_STATUS_CODES else f"{show(condition)} is not an HTTP status code"
+    return f"{show(condition)} is neither one of them nor an HTTP status code such as 503"
 
 
 def host_problem(host: Any) -> Optional[str]:
@@ -102,8 +124,12 @@ def host_problem(host: Any) -> Optional[str]:
         # validateSidecarOrGatewayHostnamePart: "short names (non FQDN) are not allowed" in a Gateway
         return "it is a short name (no dot), which an Istio Gateway refuses; write the full name, e.g. myapp.example.com"
     name = host[2:] if host.startswith("*.") else host
-    if host == name and _is_ipv4(host):
-        return None  # Istio accepts an IP address as a host of a Gateway and of a VirtualService
+    if "%" in host:
+        return "it has '%', an IPv6 zone, which names a network interface of one machine and no request's host"
+    if host == name and _is_ip_address(host):
+        # Istio takes an IP address (netip.ParseAddr) in both objects; in a Gateway, one with a dot (IPv4, or
+        # IPv6 with IPv4 in it such as ::ffff:1.2.3.4), since a host without a dot is a short name there
+        return None
     labels = name.split(".")
     for label in labels:
         if not label:
@@ -118,9 +144,9 @@ def host_problem(host: Any) -> Optional[str]:
     return None
 
 
-def _is_ipv4(text: str) -> bool:
+def _is_ip_address(text: str) -> bool:
     try:
-        ipaddress.IPv4Address(text)
+        ipaddress.ip_address(text)
     except ValueError:
         return False
     return True
@@ -144,10 +170,14 @@ def covers(pattern: str, host: str) -> bool:
 
 
 def duration_ms(text: str) -> Optional[Decimal]:
-    """The milliseconds an Istio duration (500ms, 2s, 1m30s) stands for, or None when it is not one."""
+    """The milliseconds a Go duration (500ms, .5s, 1000us, 1m30s, -1s) stands for, or None when Istio cannot read it."""
     if not _DURATION.match(text):
         return None
-    return sum((Decimal(number) * _DURATION_MS[unit] for number, unit in _DURATION_PART.findall(text)), Decimal(0))
+    total = sum((Decimal(number if number[0] != "." else "0" + number).normalize() * _DURATION_MS[unit]
+                 for number, unit in _DURATION_PART.findall(text)), Decimal(0))
+    if total > MAX_GO_DURATION_MS:
+        return None
+    return -total if text.startswith("-") else total
 
 
 def parse_quantity(text: str) -> Optional[Decimal]:

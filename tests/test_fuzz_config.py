@@ -19,6 +19,7 @@ import operator
 import re
 import shlex
 import string
+from decimal import Decimal
 
 import pulumi
 import pytest
@@ -30,7 +31,8 @@ from components.contract import ColorOutputs, RoutingOutputs
 from components.routes import color_for
 from components.config_keys import COLOR_KEYS, COMMON_KEYS, ROUTING_KEYS, SECRET_KEYS
 from components.domain import SettingsError
-from components.rules import ISTIO_RESERVED_PORTS, RETRY_ON, hosts_overlap
+from components.rules import (ISTIO_RESERVED_PORTS, MAX_APP_LENGTH, RETRY_ON, duration_ms, hosts_overlap,
+                              retry_condition_problem)
 from components.settings import parse_settings
 from components.stackfile import StackFileError, stack_config
 
@@ -322,3 +324,51 @@ def test_a_stack_file_written_by_a_yaml_tool_reads_back_as_the_cli_passes_it(val
             assert got == value
         else:  # a scalar reaches the program as its text; an empty one as ""
             assert got == ("" if value is None else {True: "true", False: "false"}.get(value, str(value)))
+
+
+# ---------------------------------------------------------------- Istio's own grammar (components/rules.py)
+
+
+@pytest.mark.parametrize("text, ms", [
+    ("1000us", Decimal(1)), ("1000\u00b5s", Decimal(1)), ("1000000ns", Decimal(1)), (".5s", Decimal(500)),
+    ("1.s", Decimal(1000)), ("+2s", Decimal(2000)), ("25h", Decimal(90_000_000)), ("1h1m1s1ms", Decimal(3_661_001)),
+    ("1.5ms", Decimal("1.5")), ("0", Decimal(0)), ("-1s", Decimal(-1000)),
+])
+def test_durations_are_read_as_go_reads_them(text, ms):
+    # istiod decodes a Duration with Go's time.ParseDuration, and the CRD's CEL rule parses it the same way
+    assert duration_ms(text) == ms
+
+
+@pytest.mark.parametrize("text", ["10", "1d", "1 s", "2s\n", ".s", "1e3s", "s", "", "2562048h"])
+def test_what_go_cannot_read_as_a_duration_is_none(text):
+    assert duration_ms(text) is None
+
+
+@pytest.mark.parametrize("condition", ["503", "retriable-4xx", "425", "+503", "0503", "unavailable"])
+def test_istios_retry_conditions_include_http_status_codes(condition):
+    assert retry_condition_problem(condition) is None
+
+
+@pytest.mark.parametrize("condition, problem", [
+    ("999", "not an HTTP status code"), ("-503", "not an HTTP status code"), ("306", "not an HTTP status code"),
+    ("bogus", "nor an HTTP status code"), (" 5xx", "nor an HTTP status code"), ("", "nor an HTTP status code"),
+])
+def test_a_retry_condition_istio_refuses_is_named(condition, problem):
+    assert problem in retry_condition_problem(condition)
+
+
+@pytest.mark.parametrize("host", ["::ffff:1.2.3.4", "2001:db8::1.2.3.4", "192.168.0.1"])
+def test_an_ip_address_with_a_dot_is_a_host_istio_takes(host):
+    assert parse_settings({"active": "blue", "hosts": [host]}, "routing", defaults=DEFAULTS).hosts == (host,)
+
+
+@pytest.mark.parametrize("host, problem", [("::1", "short name"), ("fe80::1.2.3.4%eth0", "IPv6 zone"),
+                                           ("::FFFF:1.2.3.4", "uppercase")])
+def test_an_ip_address_a_gateway_cannot_take_is_refused_with_the_reason(host, problem):
+    with pytest.raises(SettingsError, match=problem):
+        parse_settings({"active": "blue", "hosts": [host]}, "routing", defaults=DEFAULTS)
+
+
+def test_the_longest_app_name_fits_every_object_name_and_label():
+    # Job <app>-green-migrate is the longest name; it is also its pods' job-name label, at most 63 characters
+    assert len("a" * MAX_APP_LENGTH + "-green-migrate") == 63
