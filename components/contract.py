@@ -80,6 +80,8 @@ class ColorOutputs(_Outputs):
     deployment: Optional[str] = None  # the Deployment's name: deployment_name(app, color)
     replicas: Optional[int] = None  # desired pods
     ready_replicas: Optional[int] = None  # pods ready when the awaited rollout finished
+    # The namespace its pods run in; None from a stack last updated before this output existed.
+    namespace: Optional[str] = None
 
 
 @dataclass(frozen=True)

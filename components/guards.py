@@ -34,18 +34,24 @@ class Unroutable(Enum):
     NOT_DEPLOYED = "its stack exports nothing"
     OTHER_COLOR = "its stack deploys the other color"
     OTHER_APP = "its stack deploys another app's Deployment"
+    OTHER_NAMESPACE = "its stack runs the pods in another namespace"
     NOT_READY = "it had no ready pod"
 
 
-def unroutable(target: ColorOutputs, color: str, app: Optional[str] = None) -> Optional[Unroutable]:
+def unroutable(target: ColorOutputs, color: str, app: Optional[str] = None,
+               namespace: Optional[str] = None) -> Optional[Unroutable]:
     """Why users or testers may not be sent to `color`, as its stack's outputs say; None when they may.
-    With `app`, a Deployment of another app counts too (its pods are not endpoints of the app's Service)."""
+    With `app`, a Deployment of another app counts too (its pods are not endpoints of the app's Service); with
+    `namespace`, pods in another namespace (a Service selects pods of its own namespace only). A stack that
+    exports no namespace (last updated before the output existed) is not refused for it."""
     if target.color is None:
         return Unroutable.NOT_DEPLOYED
     if target.color != color:
         return Unroutable.OTHER_COLOR
     if app is not None and target.deployment is not None and target.deployment != deployment_name(app, color):
         return Unroutable.OTHER_APP
+    if namespace is not None and target.namespace is not None and target.namespace != namespace:
+        return Unroutable.OTHER_NAMESPACE
     if not target.ready_replicas or target.ready_replicas < 1:
         return Unroutable.NOT_READY
     return None
@@ -64,7 +70,7 @@ def check_routing_targets(settings: RoutingSettings, targets: Mapping[str, Color
         target, stack = targets[color], settings.color_stacks[color]
         who, key, back = _route_role(settings, color)
         deployment = deployment_name(settings.app, color)
-        problem = unroutable(target, color, settings.app)
+        problem = unroutable(target, color, settings.app, settings.namespace)
         if problem is Unroutable.NOT_DEPLOYED:
             raise GuardError(
                 f"{PROJECT}:{key} is {color!r}, but stack {stack} has no deployed {color} workload (no "
@@ -82,6 +88,8 @@ def check_routing_targets(settings: RoutingSettings, targets: Mapping[str, Color
                 f"endpoints of Service {settings.app}. Fix: pulumi config set {color}Stack <the {color} stack of "
                 f"{settings.app}> -s {settings.stack}, or set the same app on both stacks"
             )
+        if problem is Unroutable.OTHER_NAMESPACE:
+            raise GuardError(_namespace_refusal(settings, targets, color))
         if problem is Unroutable.NOT_READY:
             raise GuardError(
                 f"{PROJECT}:{key} is {color!r}, but {color} (release {target.release}, stack {stack}) has "
@@ -89,6 +97,35 @@ def check_routing_targets(settings: RoutingSettings, targets: Mapping[str, Color
                 f"(kubectl rollout status deployment/{deployment} -n {settings.namespace}; "
                 f"pulumi up -s {stack}), or {back}"
             )
+
+
+def _namespace_refusal(settings: RoutingSettings, targets: Mapping[str, ColorOutputs], color: str) -> str:
+    """Why a color whose pods run outside the routing stack's namespace is refused, with the fixes that apply."""
+    target, stack = targets[color], settings.color_stacks[color]
+    who, _, back = _route_role(settings, color)  # the active color's way back sends users elsewhere: not a fix
+    where = {c: targets[c].namespace or settings.namespace for c in settings.routed_colors}
+    fixes = []
+    if len(set(where.values())) == 1:  # every routed color runs there: the routing stack can follow them
+        fixes.append(f"route where the colors run: pulumi config set namespace {target.namespace} -s "
+                     f"{settings.stack} (its Gateway, Service and routes move there)")
+    fixes.append(f"deploy {color} to {settings.namespace!r}: pulumi config set namespace {settings.namespace} -s "
+                 f"{stack}, then pulumi up -s {stack}")
+    split = (f" (the routed colors run in different namespaces: "
+             + ", ".join(f"{c} in {n!r}" for c, n in where.items()) + ")") if len(set(where.values())) > 1 else ""
+    return (f"stack {stack} runs {color} in namespace {target.namespace!r}, but routing stack {settings.stack} "
+            f"routes in namespace {settings.namespace!r} ({PROJECT}:namespace){split}: Service {settings.app} "
+            f"selects pods of its own namespace only, so it would select no {color} pod and {who} would get errors. "
+            f"Fix: " + ", or ".join(fixes + ([back] if color != settings.active else [])))
+
+
+def namespace_notices(settings: RoutingSettings, targets: Mapping[str, ColorOutputs]) -> list[str]:
+    """The routed colors whose stacks export no namespace (last updated before the output existed): they are
+    assumed to run in the routing stack's namespace, which only the read of their Deployment there checks."""
+    return [f"stack {settings.color_stacks[color]} exports no namespace (its last update predates that output), "
+            f"so {color} is assumed to run in namespace {settings.namespace!r}, where its Deployment "
+            f"{deployment_name(settings.app, color)} is read. Fix: pulumi up -s {settings.color_stacks[color]} "
+            f"(it changes no object, and exports the namespace)"
+            for color in settings.routed_colors if targets[color].namespace is None]
 
 
 def check_live_targets(settings: RoutingSettings, targets: Mapping[str, ColorOutputs],

@@ -17,7 +17,8 @@ from pulumi.runtime import config as runtime_config
 from .contract import ColorOutputs, RoutingOutputs, deployment_name, gateway_name, route_object_name
 from .destinations import ColorDestinations, ColorDestinationsArgs
 from .gateway import IngressGateway, IngressGatewayArgs
-from .guards import GuardError, LiveDeployment, check_live_targets, check_live_update, check_routing_targets
+from .guards import (GuardError, LiveDeployment, check_live_targets, check_live_update, check_routing_targets,
+                     namespace_notices)
 from .routes import http_routes
 from .config_keys import TEST_TOKEN_FIX
 from .domain import PROJECT, ColorSettings, RoutingSettings, SettingsError
@@ -100,13 +101,15 @@ async def color_stack(settings: ColorSettings) -> dict[str, Any]:
     workload = ColorWorkload(settings.deployment_name, ColorWorkloadArgs(settings, secret_env))
     return ColorOutputs(color=settings.color, release=settings.release, image=settings.image,
                         deployment=workload.deployment_name, replicas=settings.replicas,
-                        ready_replicas=workload.ready_replicas).exported()
+                        ready_replicas=workload.ready_replicas, namespace=settings.namespace).exported()
 
 
 async def routing_stack(settings: RoutingSettings) -> dict[str, Any]:
     targets = {color: await read_outputs(settings.color_stacks[color], ColorOutputs)
                for color in settings.routed_colors}
     check_routing_targets(settings, targets)
+    for notice in namespace_notices(settings, targets):
+        pulumi.log.info(notice)  # the read below fails, with the provider's not-found error, if it runs elsewhere
     live = {color: await read_live_deployment(settings, color) for color in settings.routed_colors}
     check_live_targets(settings, targets, live)
 

@@ -1,6 +1,6 @@
 """Offline plan: who will reach which color, and which objects change, with no cluster at all.
 
-    python scripts/plan.py [--stack NAME ...] [--config-file FILE] [--set KEY=VALUE ...]
+    python scripts/plan.py [--stack NAME ...] [--config-file FILE] [--set KEY[.PATH]=VALUE ...]
                            [--base GIT_REF] [--out DIR] [--format text|markdown|json]
 
 Runs the real program (main, as __main__.py runs it) for each stack under Pulumi's mock engine
@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config-file", type=Path, metavar="FILE",
                         help="use FILE instead of Pulumi.<stack>.yaml for the one --stack given")
     parser.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", dest="assignments",
-                        help="override a config key of the one --stack given (objects and lists as JSON)")
+                        help="override a config key of the one --stack given: objects and lists as JSON, or one "
+                             "value inside them by path, as pulumi config set --path takes it (tls.credentialName=NAME, "
+                             "'analysis.queries[0].max=1')")
     parser.add_argument("--base", metavar="GIT_REF", help="also plan the stack files at this ref, and show the difference")
     parser.add_argument("--out", type=directory_argument, metavar="DIR",
                         help="write every object as a YAML manifest, one file each (it says where on stderr)")

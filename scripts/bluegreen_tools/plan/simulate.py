@@ -20,6 +20,7 @@ from components.stackfile import StackFileError
 from ..offline import ProgramRun, generated_name, run_program
 from ..secret_values import SecretValue, mask, reveal
 from ..stack_config import stack_file_config
+from .config_path import PathError, is_path, parse_path, set_at_path
 from .errors import InternalError, UsageError, one_line
 
 STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # what Pulumi accepts as a stack name
@@ -118,22 +119,33 @@ def working_tree_configs(root: Path) -> dict[str, StackConfig]:
 
 
 def with_overrides(config: StackConfig, config_file: Optional[Path], assignments: list[str]) -> StackConfig:
-    """--config-file replaces the stack file, then each --set KEY=VALUE replaces one key."""
+    """--config-file replaces the stack file, then each --set KEY=VALUE replaces one key, or, with a path for KEY
+    (tls.credentialName, hosts[0]), one value inside it, as pulumi config set --path would (config_path.py)."""
     if config_file is not None:
         config = read_stack_file(config.stack, config_file, str(config_file))
     raw = dict(config.raw)
     for number, assignment in enumerate(assignments, 1):
         # The value may be a secret: no message shows it, nor an argument without '=' (it may be a value).
         key, sep, value = assignment.partition("=")
-        namespace, colon, name = key.rpartition(":")
+        # The namespace ends at the first ':' before any path ('env["A:B"]' has none).
+        namespace, colon, _ = re.split(r"[.\[]", key, maxsplit=1)[0].partition(":")
+        name = key[len(namespace) + 1:] if colon else key
         if not sep:
             raise UsageError(f"--set: argument {number} has no '=' (it is not shown, in case it is a value); "
                              f"expected KEY=VALUE or {PROJECT}:KEY=VALUE")
         shown = key if len(key) <= 60 and key.isprintable() else repr(key[:40]) + "..."
         if not name or (colon and namespace != PROJECT):
-            raise UsageError(f"--set {shown}=...: expected KEY=VALUE or {PROJECT}:KEY=VALUE (only {PROJECT}: keys "
-                             f"reach the program)")
-        raw[name] = value  # as the engine passes it: text, with JSON for objects and lists
+            raise UsageError(f"--set {shown}=...: expected KEY=VALUE, a path like KEY.FIELD=VALUE, or "
+                             f"{PROJECT}:KEY=VALUE (only {PROJECT}: keys reach the program)")
+        if not is_path(name):
+            raw[name] = value  # as the engine passes it: text, with JSON for objects and lists
+            continue
+        try:  # the path form, as `pulumi config set --path` reads it
+            segments = parse_path(name)
+            raw[str(segments[0])] = value if len(segments) == 1 else set_at_path(raw.get(segments[0]), segments, value)
+        except PathError as error:
+            raise UsageError(f"--set {shown}=...: {error} (the path form of pulumi config set --path; or give the "
+                             f"whole object as JSON, e.g. --set 'tls={{\"credentialName\": \"NAME\"}}')") from None
     return StackConfig(config.stack, config.file + (" with --set" if assignments else ""), raw,
                        config.secret_keys, config.problem)
 
@@ -283,7 +295,8 @@ def plan_stacks(configs: Mapping[str, StackConfig], defaults: Mapping[str, Any],
             notes.append(f"{reference}: {why}, so it reads as not deployed.")
             return {}
         said = ColorOutputs.read(outputs)
-        notes.append(f"{reference} is read offline from stack {local}, {where}: release {said.release}; "
+        notes.append(f"{reference} is read offline from stack {local}, {where}: release {said.release} in "
+                     f"namespace {said.namespace}; "
                      f"its pods' readiness cannot be known offline, so readyReplicas is assumed to equal replicas "
                      f"({said.ready_replicas}).")
         return outputs
