@@ -11,4 +11,6 @@ venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .  # th
 python -m venv policy/venv
 policy/venv/bin/python -m pip install --quiet --require-hashes -r policy/requirements.lock
 export PATH="$PWD/venv/bin:$PATH"  # scripts/release.py runs with the program's requirements
+# release.py holds its release record (a Lease) through kubectl, against the cluster of $KUBECONFIG.
+command -v kubectl >/dev/null || { echo "prologue: kubectl is not on PATH: release.py needs it for its release record" >&2; exit 1; }
 set +euo pipefail  # Semaphore runs the job's commands in this same shell

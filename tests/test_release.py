@@ -24,7 +24,8 @@ from bluegreen_tools.release import runner as release_runner
 
 UP = "up --yes --skip-preview -s routing"
 ROUTING = "stack output --json -s routing"
-START = [  # promote green: the test cookie, green's state, the routing (before the record, then under it), the test route
+# promote green: the test cookie, green's state, the routing (before the record and under it), the test route
+START = [
     "config get testCookie -s routing",
     "config get testToken -s routing",
     "stack output --json -s green",
@@ -429,7 +430,8 @@ def test_status_shows_both_colors_the_routes_and_the_record(world, capfd):
     record = report["record"]
     assert (record["lease"], record["held"], record["expired"]) == ("default/myapp-release", True, False)
     assert (record["release"]["phase"], record["release"]["who"], record["lastLive"]) == ("testing", "alice", None)
-    assert (report["config"], report["configDiffers"], report["problems"]) == ({"active": "blue", "test": "green"}, [], [])
+    assert (report["config"], report["configDiffers"], report["problems"]) == (
+        {"active": "blue", "test": "green"}, [], [])
     assert world.calls()[-8:] == ["stack output --json -s routing", "stack output --json -s blue",
                                   "stack output --json -s green", "stack export -s routing", "stack export -s blue",
                                   "stack export -s green", "config get active -s routing",

@@ -136,7 +136,8 @@ def test_a_signal_while_the_record_is_given_back_leaves_a_good_release_a_success
     assert code == 0, err
     assert world.outputs("routing") == {"active": "green", "activeRelease": "v2"}
     assert world.lease().free and world.lease().record.phase == "done"
-    assert "note: a signal (SIGTERM) came after the release had succeeded; the record was given back all the same" in err
+    assert ("note: a signal (SIGTERM) came after the release had succeeded; the record was given back all the "
+            "same") in err
     assert "second signal" not in err and line(err).startswith("green (release v2) is live")
 
 

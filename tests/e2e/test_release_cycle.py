@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from harness.released_project import SETTLE, default_route, lock, release, route_names, through_gateway
+from harness.released_project import SETTLE, default_route, held_record, release, route_names, through_gateway
 
 
 def test_the_seeds_cycle_promote_status_rollback_and_decommission(released, live):
@@ -22,7 +22,7 @@ def test_the_seeds_cycle_promote_status_rollback_and_decommission(released, live
     assert "Traceback" not in promoted.output and "t0ken" not in promoted.output
     assert default_route(live) == "green" and route_names(live) == ["myapp-default"]
     assert through_gateway(live, "/ready").headers["x-sandbox-deployment"] == "myapp-green"
-    assert lock(live) is None
+    assert held_record(live) is None
 
     status = release(live, "status", "--json", check=True).json()
     assert status["active"] == "green" and status["colors"]["blue"]["release"] == "v1.0.0"
@@ -55,5 +55,5 @@ def test_two_promotes_started_together_exactly_one_proceeds(live):
     loser = next(err for code, err in results if code == 1)
     assert "a release is in progress" in loser
     assert default_route(live) == "green"
-    assert lock(live) is None
+    assert held_record(live) is None
     release(live, "unlock", check=True)  # harmless when nothing is held

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.released_project import SETTLE, Released, default_route, lock, release, route_names, through_gateway
+from harness.released_project import SETTLE, Released, default_route, held_record, release, route_names, through_gateway
 from harness.sandbox_project import Project
 from sandbox import cluster as sandbox_script
 
@@ -158,7 +158,7 @@ def test_pulumi_killed_mid_flip_leaves_the_exact_recovery_and_a_true_status(live
     for command in commands:
         live.run("bash", "-c", command)
     assert cluster_users(live) == "blue" and route_names(live) == ["myapp-default"]
-    assert lock(live) is None
+    assert held_record(live) is None
 
 
 def test_a_failing_migration_stops_the_release_before_the_rollout(live):

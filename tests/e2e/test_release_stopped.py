@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness.released_project import SETTLE, behave, default_route, lock, release, route_names, through_gateway
+from harness.released_project import SETTLE, behave, default_route, held_record, release, route_names, through_gateway
 
 
 def test_a_failing_smoke_test_flips_nothing_and_removes_the_test_route(live):
@@ -15,7 +15,7 @@ def test_a_failing_smoke_test_flips_nothing_and_removes_the_test_route(live):
     assert failed.code == 1, failed.output
     assert "smoke tests of green failed" in failed.output
     assert default_route(live) == "blue" and route_names(live) == ["myapp-default"]
-    assert lock(live) is None
+    assert held_record(live) is None
     assert live.outputs("routing") == {"active": "blue", "activeRelease": "v1.0.0"}
 
 
@@ -28,7 +28,7 @@ def test_a_failure_after_the_flip_rolls_users_back_in_the_cluster(live):
     assert "routing restored: users on blue" in failed.output
     assert default_route(live) == "blue"
     assert through_gateway(live, "/").headers["x-sandbox-deployment"] == "myapp-blue"
-    assert lock(live) is None
+    assert held_record(live) is None
 
 
 def test_a_release_changed_while_under_test_is_not_flipped(live):
@@ -52,4 +52,4 @@ def test_a_release_changed_while_under_test_is_not_flipped(live):
     assert refused.code == 1, refused.output
     assert "release changed from v1.1.0 to v1.2.0" in refused.output
     assert default_route(live) == "blue" and route_names(live) == ["myapp-default"]
-    assert lock(live) is None
+    assert held_record(live) is None

@@ -17,7 +17,6 @@ import yaml
 
 from harness.sandbox_project import Project, make_project
 
-LOCK = "bluegreen:release"
 SETTLE = "1"  # the gateway stand-in re-reads the cluster every 0.5 s
 STACKS = ("blue", "green", "routing")  # in the order they are put back: routing's guards read the Deployments
 
@@ -121,7 +120,13 @@ def behave(project: Project, deployment: str, **behaviour) -> None:
     (folder / f"{deployment}.json").write_text(json.dumps(behaviour))
 
 
-def lock(project: Project):
-    found = project.pulumi("stack", "tag", "get", LOCK, "-s", "routing", check=False)
-    return found.stdout.strip() if found.code == 0 else None
+def record(project: Project) -> Optional[dict[str, Any]]:
+    """The release record's Lease as the API server holds it, or None."""
+    return project.get("lease", "myapp-release")
+
+
+def held_record(project: Project) -> Optional[str]:
+    """Who holds the release record (its Lease's holderIdentity), or None when no release is in progress."""
+    lease = record(project)
+    return None if lease is None else (lease.get("spec") or {}).get("holderIdentity")
 

@@ -15,8 +15,8 @@ the state read back and printed with the commands that finish by hand.
 Exit status: 0 done, 1 refused or failed, 2 bad usage, 3 a bug (cli.run_main, the boundary of every script).
 
 The jobs, one module each: runner.py (pulumi with time limits and signals), outputs.py (the stacks' outputs,
-checked), routing.py (the routing transaction), hold.py (the release record, a Lease held by compare-and-swap), report.py (what is left to finish
-by hand), parser.py (the command line), commands/ (one module per command).
+checked), routing.py (the routing transaction), hold.py (the release record, a Lease held by compare-and-swap),
+report.py (what is left to finish by hand), parser.py (the command line), commands/ (one module per command).
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ from components.stackfile import StackFileError, read_text, stack_config
 
 from .. import ROOT
 from ..cli import Failure, signal_name
-from ..record import HeldRecord, Kubectl, LeaseStore, LostCas, RecordError, ReleaseRecord, Routing
+from ..record import Held, HeldRecord, Kubectl, LeaseStore, LostCas, RecordError, ReleaseRecord, Routing
 from ..record.lease import Lease, user_at_host
-from ..record.phases import ABORTED, DONE, RESTORING
+from ..record.phases import ABORTED, DONE, RESTORING, TAKEN
 from .runner import Runner
 
 PROJECT = "bluegreen"
@@ -69,6 +69,8 @@ class ReleaseHold:
         self.held: Optional[HeldRecord] = None
         self.state = "free"
         self.ended: Optional[str] = None  # the phase it was given back in
+        self.restored_ok = False  # set by the routing transaction when its restore went through
+        self.succeeded = False  # set by the routing transaction once the change and its checks went to plan
         self._renewal = ExitStack()
 
     @classmethod
@@ -84,7 +86,11 @@ class ReleaseHold:
 
     def __enter__(self) -> "ReleaseHold":
         with self.runner.step(f"take the release record ({self.store.where})"):
-            lease = self.store.take(self.record, self.lease)
+            try:
+                lease = self.store.take(self.record, self.lease)
+            except Held as held:
+                lease = held.lease
+                raise Failure(f"a release is in progress ({lease.where}): {describe_lease(lease)}") from None
         self.attach(lease)
         return self
 
@@ -92,7 +98,7 @@ class ReleaseHold:
         """Hold `lease` (taken, or taken over): renewed from now on."""
         self.held = HeldRecord(self.store, lease)
         self.state = "held"
-        self._renewal.enter_context(self.held.renewing(on_lost=lambda why: None))
+        self._renewal.enter_context(self.held.renewing())  # a lost CAS shows at the next write
 
     def advance(self, phase: str) -> None:
         """Write `phase` before its step acts; a record lost to another run stops this one."""
@@ -115,7 +121,7 @@ class ReleaseHold:
         except RecordError as error:
             self.runner.log(f"note: the record's phase could not be set to restoring ({error}); the restore goes on")
 
-    def release_renewal(self) -> None:
+    def stop_renewing(self) -> None:
         self._renewal.close()
 
     def release(self, phase: str) -> None:
@@ -143,7 +149,7 @@ class ReleaseHold:
     def __exit__(self, kind, error, traceback) -> bool:
         if error is None or self.succeeded:  # past the last check, it is done whatever comes
             self.release(DONE)
-        elif self.held is not None and (self.phase in ("taken",) or self.phase == RESTORING and self.restored_ok):
+        elif self.held is not None and (self.phase == TAKEN or self.phase == RESTORING and self.restored_ok):
             self.release(ABORTED)
         else:
             self._renewal.close()
@@ -152,14 +158,20 @@ class ReleaseHold:
         self._say_signal()
         return False
 
-    restored_ok = False  # set by the routing transaction when its restore went through
-    succeeded = False  # set by the routing transaction once the change and its checks went to plan
-
     def _say_signal(self) -> None:
         signals = self.runner.signals
         if signals.received and self.state == "released" and self.ended == DONE:
-            self.runner.log(f"note: a signal ({', '.join(signal_name(s) for s in signals.received)}) came after the release "
-                            "had succeeded; the record was given back all the same: the release is done")
+            names = ", ".join(signal_name(s) for s in signals.received)
+            self.runner.log(f"note: a signal ({names}) came after the release had succeeded; the record was given "
+                            "back all the same: the release is done")
+
+
+def describe_lease(lease: Lease) -> str:
+    """The Lease for a person: who holds it, and, when its run is gone, the two ways out."""
+    if not lease.free and not lease.expired() and holder_gone_here(lease):
+        return (f"{lease.describe()}; its run is gone from this machine: `release.py resume` finishes it, "
+                "`release.py abort` undoes it")
+    return lease.describe()
 
 
 def holder_gone_here(lease: Lease) -> bool:

@@ -112,7 +112,7 @@ def recover(args: argparse.Namespace, runner: Runner, verb: str) -> int:
                           f"{plan.on_failure.commit_hint(args.routing_stack)}") from None
     except BaseException:
         write_junit(runner, args, recovery.suites, raising=False)
-        hold.release_renewal()
+        hold.stop_renewing()
         if hold.state == "held":
             hold.state = "left"
             runner.log(f"the release record stays in phase {hold.phase}: run `python scripts/release.py {verb}` "
@@ -120,5 +120,6 @@ def recover(args: argparse.Namespace, runner: Runner, verb: str) -> int:
         raise
     write_junit(runner, args, recovery.suites, raising=True)
     ends = plan.ends_with
-    runner.log(f"{verb} done: " + (ends.describe() if ends else plan.summary) + f"; {plan.commit_hint(args.routing_stack)}")
+    where = ends.describe() if ends else plan.summary
+    runner.log(f"{verb} done: {where}; {plan.commit_hint(args.routing_stack)}")
     return EXIT_OK

@@ -14,7 +14,7 @@ from components.settings import COLORS
 from ...cli import EXIT_OK, Failure, printable
 from ...record import RecordError
 from ...record.lease import Lease
-from ..hold import record_store
+from ..hold import describe_lease, record_store
 from ..outputs import COLOR_OUTPUTS, ROUTING_OUTPUTS, STATUS_OUTPUTS, Spec, color_stack, output_problems
 from ..routing import drift, read_routing_config
 from ..runner import PulumiError, Runner
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
     report = {
         "active": deployed.active,
         "test": deployed.test,
-        "releaseInProgress": lease.describe() if held else None,
+        "releaseInProgress": describe_lease(lease) if held else None,
         "record": None if lease is None else record_report(lease),
         "config": config,
         "configDiffers": differences,
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
         print(json.dumps(report, indent=2))
         return EXIT_OK
     print_table(report, deployed)
-    print(f"release in progress: {lease.describe()}" if held else "release in progress: none")
+    print(f"release in progress: {describe_lease(lease)}" if held else "release in progress: none")
     if lease is not None and lease.free and lease.record is not None:
         print(f"last release: {lease.record.describe()}")
     if lease is not None and lease.record is not None and lease.record.summary:
