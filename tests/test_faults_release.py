@@ -37,7 +37,7 @@ from harness.loopback import ROOT, serve, serve_raw
 from harness.release_world import World, color_outputs, in_boundary, mostly_in_process
 from components.routes import COLOR_HEADER
 from bluegreen_tools import release, smoke_test
-from bluegreen_tools.release import runner as release_runner
+from bluegreen_tools.release import reaper, runner as release_runner
 
 UP = "up --yes --skip-preview -s routing"
 TOKEN = "tok-5ecret-0f1e2d3c4b5a6978"  # the routing stack's testToken: never printed
@@ -350,6 +350,93 @@ def wait_for_a_new_hang(world: World, seen: Optional[dict]) -> dict:
             return hanging
         time.sleep(0.02)
     raise AssertionError("no pulumi command hung")
+
+
+# --- what the CLI leaves running: stopped and reaped; `pulumi cancel` advised only when a lock may be left ----
+
+def _gone(pid: int) -> bool:
+    """Neither running nor a zombie (a zombie still answers kill 0: it waits for its parent to reap it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _children() -> set[int]:
+    return {proc.pid for proc in reaper._processes(reaper.PROC) if proc.ppid == os.getpid()}
+
+
+LEFT = "process(es) the CLI left"
+TEST_ROUTE_UP = PROMOTE.index(UP)  # the first `up` of a promote: the test route's
+
+
+@pytest.mark.parametrize("leave", [
+    {"leave": "group", "hang": 30},  # a plugin in its own group (Setpgid) after the CLI's cancel on SIGINT
+    {"leave": "group", "kill": True},  # the CLI killed (SIGKILL) under it
+    {"leave": "session", "pipes": True, "hang": 30, "interrupt": "ignore"},  # daemonized, holding the CLI's pipes
+], ids=["own-group-cli-cancelled", "own-group-cli-killed", "own-session-holding-the-pipes"])
+def test_what_the_cli_leaves_running_is_stopped_and_reaped(leave, world, capfd, monkeypatch):
+    monkeypatch.setenv("BLUEGREEN_UPDATE_TIMEOUT", "1")
+    world.hook(**at_step(PROMOTE, TEST_ROUTE_UP, **leave))
+    before = _children()
+    start = time.monotonic()
+    code = in_boundary(release.main, arguments(world, "promote"))
+    took = time.monotonic() - start
+    out, err = capfd.readouterr()
+    assert_safe(world, code, out, err)
+    [pid] = world.state()["left"]
+    assert _gone(pid), f"pid {pid} outlived its pulumi command"
+    assert f"stopped 1 {LEFT}: sleep (pid {pid})" in err, err
+    assert _children() <= before  # nothing re-parented here is left, not even a zombie
+    assert took < 15, took  # bounded: 1 s limit, 0.5 s grace, the leftover's TERM; not the 5 s pipe wait per read
+
+
+def test_a_run_whose_cli_leaves_nothing_stops_nothing(world, capfd):
+    before = _children()
+    code = in_boundary(release.main, arguments(world, "promote"))
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    assert LEFT not in err and _children() <= before
+
+
+def test_release_py_signalled_mid_up_leaves_no_process_behind(world):
+    world.hook(**at_step(PROMOTE, TEST_ROUTE_UP, leave="group", hang=30))
+    child = subprocess.Popen([sys.executable, str(RELEASE_PY), *arguments(world, "promote")], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for_a_new_hang(world, None)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    [pid] = world.state()["left"]
+    assert_safe(world, child.returncode, out, err)
+    assert f"stopped 1 {LEFT}: sleep (pid {pid})" in err, err
+    assert _gone(pid), f"pid {pid} outlived release.py"
+
+
+@pytest.mark.parametrize("took_the_lock", [False, True], ids=["restore-update-succeeded", "stack-left-locked"])
+def test_pulumi_cancel_is_advised_only_while_a_lock_may_be_left(took_the_lock, quick, capfd):
+    world = quick
+    world.hook(**at_step(PROMOTE, TEST_ROUTE_UP, kill=True, lock=took_the_lock))
+    code = in_boundary(release.main, arguments(world, "promote"))
+    out, err = capfd.readouterr()
+    assert_safe(world, code, out, err)
+    restored = "routing restored" in err.strip().splitlines()[-1]
+    assert restored != took_the_lock, err  # the restore's `up` went through only with no lock left
+    assert ("pulumi cancel --yes -s routing" in err) == took_the_lock, err
+
+
+def test_leftovers_are_the_children_in_the_commands_session_or_marked_as_its_own():
+    line = "4242 (pulumi-language-) S 100 4242 77 0 -1 4194560 0 0 0 0"
+    assert reaper.parse_stat(line) == reaper.Proc(4242, "pulumi-language-", "S", 100, 77)
+    assert reaper.parse_stat("7 (a (b) c) Z 100 7 7 0").comm == "a (b) c"  # a name with parentheses
+    procs = [reaper.Proc(1, "plugin", "S", 100, 77), reaper.Proc(2, "kubectl", "S", 100, 50),
+             reaper.Proc(3, "daemon", "S", 100, 3), reaper.Proc(4, "grandchild", "S", 1, 77)]
+    assert [p.comm for p in reaper.leftovers(procs, parent=100, session=77, marked=[3])] == ["plugin", "daemon"]
 
 
 # --- smoke_test.py against bad servers ----------------------------------------------------------------

@@ -141,7 +141,7 @@ def _fault(path: str, state: dict, args: list[str], hook: dict) -> int:
         the stack's lock while it hangs; killed, it leaves it (`pulumi cancel` clears it).
         state["hanging"] says, while it hangs, that it does (and its pid).
     {"kill": true}: dies by SIGKILL before the command (with "after": true, after it); an `up` or
-        `destroy` leaves the stack's lock.
+        `destroy` leaves the stack's lock (with "lock": false, it dies before it took it).
     {"stdout": text}: runs the command, and prints `text` instead of its output.
     """
     name = args[args.index("-s") + 1] if "-s" in args[:-1] else None
@@ -159,7 +159,7 @@ def _fault(path: str, state: dict, args: list[str], hook: dict) -> int:
             save(path, state)
             sys.stdout.write(hook["stdout"])
             return 0
-    if updating:
+    if updating and hook.get("lock", True):  # "lock": false, killed before it took the stack's lock
         state["stacks"][name]["locked_by"] = os.getpid()
     if "kill" in hook:
         save(path, state)
@@ -198,6 +198,26 @@ def _finish(path: str, state: dict, out: str, code: int, message: str) -> int:
     return code
 
 
+def _leave(path: str, state: dict, hook: dict) -> None:
+    """{"leave": "group" | "session"}, with any other hook: first starts `sleep 300` in a process group of its
+    own (as the CLI starts its plugins: Go's Setpgid) or in a session of its own (a process that daemonizes),
+    which outlives this command; with "pipes": true it keeps this command's stdout and stderr (a plugin that
+    inherited them). state["left"] lists their pids."""
+    pid = os.fork()
+    if pid == 0:  # the child: no Python clean-up, only the exec
+        try:
+            os.setsid() if hook["leave"] == "session" else os.setpgid(0, 0)
+            if not hook.get("pipes"):
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+            os.execvp("sleep", ["sleep", "300"])
+        finally:
+            os._exit(127)
+    state.setdefault("left", []).append(pid)
+    save(path, state)
+
+
 def main(args: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on SIGINT cancels, as the CLI's does
     path = os.environ["FAKE_PULUMI_STATE"]
@@ -211,6 +231,8 @@ def main(args: list[str]) -> int:
             hook = None
         else:
             state["hooks"].remove(hook)
+    if hook is not None and "leave" in hook:
+        _leave(path, state, hook)
     if hook is not None and any(kind in hook for kind in FAULTS):
         return _fault(path, state, args, hook)
     try:

@@ -17,11 +17,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from .. import ROOT  # every pulumi command runs in the Pulumi project
 from ..cli import Failure, Interrupted, Session, printable, signal_name
 from ..engine_errors import program_error
+from . import reaper
 
 # No preview: the routing program refuses a bad target before it declares anything, and the
 # flip is one VirtualService; the update prints what it changes.
@@ -67,20 +68,26 @@ def popen(command: Sequence[str], stream: bool) -> subprocess.Popen:
     """Start a pulumi command. No stdin: a prompt in CI fails at once instead of hanging. A streamed
     command (up, destroy) writes its progress into a pipe that a StreamTee shows on stderr as it comes (stdout
     keeps only this script's result) and keeps the tail of, for the program's own error; its stderr is kept
-    too. Its own process group: a Ctrl-C at the terminal reaches this script only, which forwards one SIGINT
-    (a second one would make the CLI stop at once, without its graceful cancel)."""
+    too. Its own session (so its own process group): a Ctrl-C at the terminal reaches this script only, which
+    forwards one SIGINT (a second one would make the CLI stop at once, without its graceful cancel); the
+    session and the mark in its environment tell what it leaves behind (reaper.py)."""
+    mark = reaper.new_mark()
+    env = {**os.environ, reaper.MARK: mark}
     if not stream:
-        return subprocess.Popen(command, cwd=ROOT, text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, process_group=0)
+        child = subprocess.Popen(command, cwd=ROOT, env=env, text=True, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        child.mark = mark  # type: ignore[attr-defined]
+        return child
     read_end, write_end = os.pipe()
     try:
-        child = subprocess.Popen(command, cwd=ROOT, text=True, stdin=subprocess.DEVNULL, stdout=write_end,
-                                 stderr=subprocess.PIPE, process_group=0)
+        child = subprocess.Popen(command, cwd=ROOT, env=env, text=True, stdin=subprocess.DEVNULL, stdout=write_end,
+                                 stderr=subprocess.PIPE, start_new_session=True)
     except BaseException:
         os.close(read_end)
         raise
     finally:
         os.close(write_end)
+    child.mark = mark  # type: ignore[attr-defined]
     child.tee = StreamTee(read_end)  # type: ignore[attr-defined]
     return child
 
@@ -173,21 +180,8 @@ class Runner:
         before = len(signals.received)
         signals.deferred += 1
         try:
-            try:
-                child = popen(command, stream)
-            except FileNotFoundError:
-                raise Failure("the pulumi CLI is not on PATH: install it (https://www.pulumi.com/docs/install/)") \
-                    from None
-            except OSError as error:
-                raise Failure(f"cannot run the pulumi CLI ({error.strerror or error}): check that `pulumi version` "
-                              "works here") from None
-            signals.child, signals.forwarded_at = child, None
-            if len(signals.received) > before:  # a signal came while it started
-                signals.forward()
-            try:
-                out, err, timed_out, ending = self._wait(child, self.limits[limit.dest])
-            finally:
-                signals.child = None
+            with reaper.adopting():  # what the CLI leaves is re-parented here, to be stopped (_stop_leftovers)
+                child, out, err, timed_out, ending = self._start_and_wait(command, stream, limit, before)
         finally:
             signals.deferred -= 1
         tee = getattr(child, "tee", None)
@@ -200,6 +194,8 @@ class Runner:
         stack = args[args.index("-s") + 1] if "-s" in args[:-1] else None
         if args[0] in UPDATES and stack and (code < 0 or _says_locked(err)):
             self.events.maybe_locked.add(stack)
+        elif args[0] in UPDATES and stack and code == 0:  # it took the stack's lock and gave it back: none is left
+            self.events.maybe_locked.discard(stack)
         if ending:
             self.events.stopped.append(shown)
         if len(signals.received) > before and not signals.quiet:
@@ -208,6 +204,39 @@ class Runner:
             raise PulumiError(f"`{shown}` ran past its {self.limits[limit.dest]:g}s limit ({limit.flag}, or "
                               f"${limit.env}): {ending}")
         return done
+
+    def _start_and_wait(self, command: Sequence[str], stream: bool, limit: Limit, before: int):
+        """The command started and waited for (within its limit, signals forwarded), then what it left stopped."""
+        signals = self.signals
+        try:
+            child = popen(command, stream)
+        except FileNotFoundError:
+            raise Failure("the pulumi CLI is not on PATH: install it (https://www.pulumi.com/docs/install/)") from None
+        except OSError as error:
+            raise Failure(f"cannot run the pulumi CLI ({error.strerror or error}): check that `pulumi version` "
+                          "works here") from None
+        signals.child, signals.forwarded_at = child, None
+        if len(signals.received) > before:  # a signal came while it started
+            signals.forward()
+        try:
+            out, err, timed_out, ending = self._wait(child, self.limits[limit.dest])
+        finally:
+            signals.child = None
+            self._stop_leftovers(child)
+        return child, out, err, timed_out, ending
+
+    def _stop_leftovers(self, child: subprocess.Popen) -> None:
+        """Once the CLI has exited: what it started and left (plugins in groups of their own), stopped and
+        reaped; said in one line when any was running. Once per command (the kill path comes here first)."""
+        if child.pid is None or child.poll() is None or getattr(child, "leftovers_stopped", False):
+            return
+        child.leftovers_stopped = True  # type: ignore[attr-defined]
+        stopped, left = reaper.stop_leftovers(child.pid, getattr(child, "mark", None))
+        if stopped:
+            self.log(printable(f"stopped {len(stopped)} process(es) the CLI left: {reaper.describe(stopped)}", 500))
+        if left:
+            self.log(printable(f"could not stop {len(left)} process(es) the CLI left within "
+                               f"{reaper.TERM_GRACE + reaper.KILL_WAIT:g}s: {reaper.describe(left)}", 500))
 
     def _wait(self, child: subprocess.Popen, limit: float) -> tuple[str, str, bool, str]:
         """stdout, stderr, whether it ran out of time, and how it was stopped ("" when it ended by itself)."""
@@ -223,24 +252,30 @@ class Runner:
             sent = signals.forwarded_at
             asked = "sent it SIGINT" if timed_out else "forwarded to it as SIGINT"
             if sent is not None and now >= sent + grace:
-                out, err = _kill(child)
+                out, err = _kill(child, self._stop_leftovers)
                 return out, err, timed_out, (f"{asked}; it did not stop within the {grace:g}s cancel grace "
                                              "(--cancel-grace), so it was killed (SIGKILL)")
             until = deadline if sent is None else sent + grace
             try:
                 out, err = child.communicate(timeout=max(0.01, min(until - now, 0.5)))
             except subprocess.TimeoutExpired:
+                self._stop_leftovers(child)  # it exited, and what it left may hold its pipes open
                 continue
             if signals.forwarded_at is None:
                 return out or "", err or "", False, ""
             return out or "", err or "", timed_out, f"{asked}; it stopped ({_exit_code(child.returncode)})"
 
 
-def _kill(child: subprocess.Popen) -> tuple[str, str]:
+def _kill(child: subprocess.Popen, stop_leftovers: Callable[[subprocess.Popen], None]) -> tuple[str, str]:
     try:
-        os.killpg(child.pid, signal.SIGKILL)  # its group: the CLI and the plugins it started
+        os.killpg(child.pid, signal.SIGKILL)  # its group: the CLI (its plugins lead groups of their own)
     except OSError:
         pass
+    try:
+        child.wait(timeout=KILL_WAIT)
+    except subprocess.TimeoutExpired:
+        pass
+    stop_leftovers(child)  # before reading its pipes: a plugin left running may hold them
     try:
         out, err = child.communicate(timeout=KILL_WAIT)
     except subprocess.TimeoutExpired:  # something outside the group still holds its pipes
