@@ -13,6 +13,8 @@ import yaml
 from bluegreen_tools import plan
 from bluegreen_tools.plan import simulate
 from bluegreen_tools.plan.config_path import PathError, parse_path, set_at_path, typed
+from bluegreen_tools.plan.gate import analysis_entry, gate_rows
+from components.analysis import parse_analysis
 from components.contract import ColorOutputs
 from components.guards import Unroutable, namespace_notices, unroutable
 from components.settings import parse_settings
@@ -217,3 +219,77 @@ def test_a_path_it_cannot_set_is_bad_usage_that_never_shows_the_value(project, c
     assert (code, out) == (2, "")
     assert complaint in err and "pulumi config set --path" in err
     assert "x.example.com" not in err
+
+
+# --- what gates the next flip: bluegreen:analysis ------------------------------------------------
+
+ANALYSIS = ["analysis.prometheusUrl=http://prometheus.istio-system:9090", "analysis.interval=1m", "analysis.count=3",
+            "analysis.successRate=99.5", "analysis.latencyP99=500ms", "analysis.queries[0].name=error-ratio",
+            'analysis.queries[0].query=sum(rate(errors_total{app="{{ app }}-{{ color }}"}[{{ interval }}]))',
+            "analysis.queries[0].min=0", "analysis.queries[0].max=0.01"]
+
+
+def test_the_plan_shows_the_analysis_that_gates_the_next_flip_in_every_format(project, capsys):
+    code, report, _ = run_json(capsys, "--stack", "routing", "--set", *ANALYSIS)
+    assert code == 0, report["stacks"]["routing"]["error"]
+    assert report["stacks"]["routing"]["analysis"] == {
+        "prometheusUrl": "http://prometheus.istio-system:9090", "interval": "60s", "count": 3, "failureLimit": 1,
+        "minRequests": 10, "noData": "fail", "successRate": 99.5, "latencyP99": "500ms", "dryRun": False,
+        "baseline": None, "queries": [{"name": "error-ratio", "min": 0.0, "max": 0.01,
+                                       "query": 'sum(rate(errors_total{app="{{ app }}-{{ color }}"}[{{ interval }}]))'}]}
+    code, text, _ = run(capsys, "--stack", "routing", "--set", *ANALYSIS)
+    lines = [line.strip() for line in text.splitlines()]
+    start = lines.index("What gates the next flip (bluegreen:analysis):")
+    assert lines[start + 1:start + 3] == ["prometheusUrl: http://prometheus.istio-system:9090",
+                                          "interval, count: 3 measurements 60s apart (3m), before the flip on the "
+                                          "test traffic and after it on the users'"]
+    assert "successRate: at least 99.5% of requests succeed" in lines
+    assert "latencyP99: p99 latency at most 500ms" in lines
+    assert ('queries: error-ratio: sum(rate(errors_total{app="{{ app }}-{{ color }}"}[{{ interval }}])) must be '
+            'between 0 and 0.01 (min 0, max 0.01)') in lines
+    code, markdown, _ = run(capsys, "--stack", "routing", "--set", *ANALYSIS, "--format", "markdown")
+    assert "| prometheusUrl | `http://prometheus.istio-system:9090` |" in markdown
+    assert "| dryRun | false: a failed analysis stops the release, or rolls the flip back |" in markdown
+
+
+def test_without_analysis_the_plan_says_the_smoke_tests_alone_gate_the_flip(project, capsys):
+    code, report, _ = run_json(capsys)
+    assert code == 0 and report["stacks"]["routing"]["analysis"] is None
+    assert "analysis" not in report["stacks"]["blue"]  # a color stack flips nothing
+    code, text, _ = run(capsys, "--stack", "routing")
+    assert "  What gates the next flip: no analysis: the flip is gated by the smoke tests only." in text
+    code, markdown, _ = run(capsys, "--stack", "routing", "--format", "markdown")
+    assert "**What gates the next flip:** no analysis: the flip is gated by the smoke tests only." in markdown
+
+
+def test_against_a_base_the_plan_lists_what_changes_in_the_gate(project, capsys):
+    write_stack(project, "routing", {"bluegreen:active": "blue", "bluegreen:analysis": {"successRate": 99}})
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True, timeout=30)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base"],
+                   cwd=project, check=True, timeout=30)
+    write_stack(project, "routing", {"bluegreen:active": "blue",
+                                     "bluegreen:analysis": {"successRate": 99.9, "dryRun": True}})
+    code, report, _ = run_json(capsys, "--base", "HEAD", "--stack", "routing")
+    assert code == 0
+    assert report["stacks"]["routing"]["changes"]["analysis"] == [
+        {"path": "analysis.dryRun", "before": False, "after": True},
+        {"path": "analysis.successRate", "before": 99.0, "after": 99.9}]
+    code, text, _ = run(capsys, "--base", "HEAD", "--stack", "routing")
+    assert "What gates the flip changes, against HEAD:" in text and "analysis.successRate: 99.0 → 99.9" in text
+
+
+def test_the_gates_words_cover_every_setting():
+    settings = parse_analysis({"interval": "90s", "count": 4, "failureLimit": 2, "minRequests": 50, "noData": "wait",
+                               "baseline": {"maxSuccessRateDrop": 0.5, "maxLatencyIncrease": 20}, "dryRun": True,
+                               "queries": [{"name": "saturation", "query": "max(x)", "min": 0.2}]}, "routing")
+    rows = {name: (given, words) for name, given, words in gate_rows(analysis_entry(settings))}
+    assert rows["prometheusUrl"] == (None, "(not set: BLUEGREEN_PROMETHEUS_URL must give it where release.py runs)")
+    assert rows["interval, count"][1].startswith("4 measurements 90s apart (6m)")
+    assert rows["failureLimit"][1] == "2 failed measurement(s) fail the release"
+    assert rows["minRequests"][1] == "at least 50 requests in a window (noData: wait)"
+    assert rows["latencyP99"][1] == "(none)"
+    assert rows["baseline"][1] == ("success rate at most 0.5 points below the old color's; p99 latency at most 20% "
+                                   "above the old color's")
+    assert rows["dryRun"][1].startswith("true: measured and reported, but it never stops the release")
+    assert rows["queries: saturation"] == ("max(x)", "must be at least 0.2 (min)")
+    assert gate_rows(analysis_entry(parse_analysis(None, "routing"))) == []

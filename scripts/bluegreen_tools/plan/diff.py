@@ -11,7 +11,15 @@ from components.routes import color_for, describe_match, request_for, route_colo
 from components.settings import RoutingSettings
 
 from ..secret_values import SECRET_PLACEHOLDER, mask
+from .gate import analysis_entry, analysis_settings
 from .simulate import StackPlan, http_routes_of, manifests, object_key
+
+
+def gate_of(plan: Optional[StackPlan]) -> Optional[dict[str, Any]]:
+    """The analysis that gates the routing stack's next flip, as the report holds it."""
+    if plan is None or plan.problem:
+        return None
+    return analysis_entry(analysis_settings(plan.settings, plan.config.raw, plan.config.stack))
 
 def match_words(route: Mapping[str, Any], plan: StackPlan) -> Optional[str]:
     """describe_match's words; a secret cookie (the test token) is named, its value is not."""
@@ -116,6 +124,9 @@ def stack_report(plan: StackPlan, before: Optional[StackPlan], base: Optional[st
         "outputs": mask(plan.outputs),
         "notes": plan.notes,
     }
+    routing = isinstance(plan.settings, RoutingSettings) and plan.problem is None
+    if routing:
+        report["analysis"] = gate_of(plan)  # None: the smoke tests alone gate the flip
     if base is not None:
         notes = []
         if before is None:
@@ -127,4 +138,7 @@ def stack_report(plan: StackPlan, before: Optional[StackPlan], base: Optional[st
         after = before if plan.problem else plan
         report["changes"] = {"requests": request_changes(before, after), "objects": object_changes(before, after),
                              "notes": notes}
+        if routing or (before is not None and isinstance(before.settings, RoutingSettings)):
+            report["changes"]["analysis"] = list(field_changes(gate_of(before) or {}, gate_of(after) or {},
+                                                                  "analysis"))
     return report

@@ -12,6 +12,7 @@ from typing import Any, Mapping, Optional
 import yaml
 
 from .errors import UsageError
+from .gate import KEY as ANALYSIS_KEY, NO_ANALYSIS, gate_rows
 
 FORMATS = ("text", "markdown", "json")
 MARKER = "<!-- bluegreen-plan -->"  # lets CI find and update its own pull-request comment
@@ -76,6 +77,15 @@ class Text:
         return ["  Who reaches which color (routes in the order Istio applies them):"] \
             + [f"    {who} → {reach}" for who, reach in rows]
 
+    def analysis(self, rows):
+        if not rows:
+            return [f"  What gates the next flip: {NO_ANALYSIS}."]
+        return [f"  What gates the next flip ({ANALYSIS_KEY}):"] + [
+            f"    {name}: " + " ".join(part for part in (given, words) if part) for name, given, words in rows]
+
+    def analysis_changes(self, base):
+        return [f"  What gates the flip changes, against {base}:"]
+
     def change_note(self, note):
         return f"  {note}"
 
@@ -122,6 +132,16 @@ class Markdown:
         return ["", "| Requests (in the order Istio applies the routes) | Reach |", "| --- | --- |"] \
             + [f"| {cell(who)} | **{cell(reach)}** |" for who, reach in rows]
 
+    def analysis(self, rows):
+        if not rows:
+            return ["", f"**What gates the next flip:** {NO_ANALYSIS}."]
+        return ["", f"**What gates the next flip** ({code(ANALYSIS_KEY)}):", "", "| Setting | Gate |", "| --- | --- |"] \
+            + [f"| {cell(name)} | " + cell(" ".join(part for part in (given and code(given), words) if part)) + " |"
+               for name, given, words in rows]
+
+    def analysis_changes(self, base):
+        return ["", "**What gates the flip changes:**"]
+
     def change_note(self, note):
         return f"\n> {note}"
 
@@ -163,9 +183,14 @@ def render_in(report: Mapping[str, Any], words) -> str:
         if stack["routes"]:
             lines += words.routes([(who_words(route["match"], i == 0), reach_words(route))
                                    for i, route in enumerate(stack["routes"])])
+        if "analysis" in stack:
+            lines += words.analysis(gate_rows(stack["analysis"]))
         changes = stack.get("changes")
         if changes is not None:
             lines += [words.change_note(note) for note in changes["notes"]]
+            if changes.get("analysis"):
+                lines += words.analysis_changes(report["base"])
+                lines += [words.field_change(field) for field in changes["analysis"]]
             if changes["requests"] or stack["routes"]:
                 lines += words.who_changes(report["base"], nobody=not changes["requests"])
             lines += [words.request_change(who_words(c["match"], False), reach_words(c["before"]),
