@@ -342,7 +342,7 @@ def test_no_retries_and_no_timeout():
     ({"timeout": "0s"}, "timeout"),
     ({"timeout": "-1s"}, "timeout"),
     ({"timeout": "1d"}, "timeout"),
-    ({"timeout": "25h"}, "timeout"),
+    ({"timeout": "2562048h"}, "timeout"),  # past Go's time.Duration, which Istio reads it with
     ({"timeout": "1.5ms"}, "timeout"),
     ({"timeout": "2s\n"}, "timeout"),
     ({"retryPerTryTimeout": "40s"}, "retryPerTryTimeout"),  # longer than the 30s timeout

@@ -187,6 +187,23 @@ def test_preview_runs_tests_then_plans_against_the_target_branch_and_comments():
     assert document["jobs"]["plan"]["permissions"]["pull-requests"] == "write"
 
 
+def test_the_preview_runs_istioctl_analyze_on_the_planned_manifests_with_the_sandboxs_istio():
+    steps = [step for job, step in github_steps() if job == "plan"]
+    runs = [step.get("run", "") for step in steps]
+    plan_at = next(i for i, run in enumerate(runs) if "scripts/plan.py" in run)
+    analyze_at = next(i for i, run in enumerate(runs) if "istioctl\" analyze" in run)
+    [(_, arguments)] = [r for r in invocations("scripts/plan.py") if r[0] == "preview.yml job plan"]
+    out = plan.build_parser().parse_args(arguments).out
+    assert plan_at < analyze_at and f"analyze --use-kube=false {out}/*.yaml" in runs[analyze_at]
+    assert steps[analyze_at]["if"] == "steps.plan.outputs.status == '0'"  # a refused config plans no manifests
+    assert "set -o pipefail" in runs[analyze_at]  # tee must not hide istioctl's exit status
+    # istioctl is built from the module that pins istio.io/istio for the sandbox, with Go of that module's go line
+    assert "go -C sandbox/istio build" in runs[analyze_at] and "istio.io/istio/istioctl/cmd/istioctl" in runs[analyze_at]
+    [setup_go] = [step for step in steps[plan_at:analyze_at] if step.get("uses", "").startswith("actions/setup-go@")]
+    assert setup_go["with"] == {"go-version-file": "sandbox/istio/go.mod", "cache-dependency-path": "sandbox/istio/go.sum"}
+    assert re.search(r"^\s+istio\.io/istio v\S+", (ROOT / "sandbox/istio/go.mod").read_text(), re.M)
+
+
 def test_pulumi_preview_runs_for_each_stack_only_with_credentials():
     jobs = load(GITHUB)["jobs"]
     preview = jobs["preview"]
