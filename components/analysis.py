@@ -6,9 +6,7 @@ SettingsError naming the key path, the value and the fix. The Prometheus URL may
 release runs with BLUEGREEN_PROMETHEUS_URL set: the settings carry the configured value only, the release tools
 apply the override.
 
-The PromQL check (`promql_problem`) is a sanity check, not a parser: it catches what is plainly broken (empty,
-unbalanced brackets, braces or quotes, an unknown placeholder) before anything changes. Prometheus itself is the
-final judge of a query; the e2e tier sends every shipped and configured query to a real one.
+The PromQL sanity check of the custom queries is analysis_promql.py's.
 """
 
 from __future__ import annotations
@@ -23,6 +21,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Iterator, Mapping, Optional
 from urllib.parse import urlsplit
 
+# Re-exported: the PromQL check's names, which the release tools and the tests import from here.
+from .analysis_promql import MAX_QUERY_LENGTH, PLACEHOLDERS, Placeholder, placeholders, promql_problem  # noqa: F401
 from .settings import SettingsError, parsed_value
 
 PROJECT = "bluegreen"
@@ -32,14 +32,13 @@ FIELDS = ("prometheusUrl", "interval", "count", "failureLimit", "minRequests", "
 BASELINE_FIELDS = ("maxSuccessRateDrop", "maxLatencyIncrease")
 QUERY_FIELDS = ("name", "query", "min", "max")
 NO_DATA = ("fail", "wait")
-PLACEHOLDERS = ("namespace", "app", "color", "release", "interval")
 # The built-in checks' names, which a custom check may not take (reports and JUnit cases are named by them).
 BUILTIN_CHECKS = ("request-count", "success-rate", "latency-p99", "baseline-success-rate", "baseline-latency-p99")
 
 MIN_INTERVAL_MS, MAX_INTERVAL_MS = 1000, 3_600_000  # below a second no scrape lands in the window
 MAX_ANALYSIS_MS = 24 * 3_600_000  # count x interval: a release is not held open for more than a day
 MAX_LATENCY_MS = 600_000
-MAX_QUERIES, MAX_QUERY_LENGTH, MAX_URL_LENGTH = 20, 8000, 2048
+MAX_QUERIES, MAX_URL_LENGTH = 20, 2048
 
 _NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 # A Go/Istio duration: numbers with units, e.g. 500ms, 30s, 1m30s (ms before m, so 5ms is not 5 minutes then s).
@@ -47,8 +46,6 @@ _DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|h|m|s))+\Z")
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|h|m|s)")
 _DURATION_MS = {"h": Decimal(3_600_000), "m": Decimal(60_000), "s": Decimal(1000), "ms": Decimal(1),
                 "us": Decimal("0.001"), "µs": Decimal("0.001"), "ns": Decimal("0.000001")}
-_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.S)
-_CLOSERS = {")": "(", "]": "[", "}": "{"}
 
 
 @dataclass(frozen=True)
@@ -155,106 +152,6 @@ def _show(value: Any, limit: int = 60) -> str:
         return f"(a {type(value).__name__} that cannot be shown)"
     text = repr(text)
     return text if len(text) <= limit else text[: limit - 4] + "...'"
-
-
-# --- PromQL: placeholders and the sanity check ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Placeholder:
-    start: int
-    end: int
-    name: str
-    quote: Optional[str]  # the string literal it sits in ('"', "'" or '`'), None outside one
-
-
-def placeholders(template: str) -> tuple[Placeholder, ...]:
-    """Every `{{ name }}` in a query template, with the string literal around it (how its value is escaped)."""
-    masked, found = _masked(template)
-    strings = list(_lex(masked)[1])
-    result = []
-    for start, end, name in found:
-        quote = next((q for (s, e, q) in strings if s < start < e), None)
-        result.append(Placeholder(start, end, name, quote))
-    return tuple(result)
-
-
-def _masked(template: str) -> tuple[str, list[tuple[int, int, str]]]:
-    """The template with each placeholder overwritten by as many x's (positions kept), and the placeholders."""
-    found = [(m.start(), m.end(), m.group(1).strip()) for m in _PLACEHOLDER.finditer(template)]
-    masked = _PLACEHOLDER.sub(lambda m: "x" * len(m.group(0)), template)
-    return masked, found
-
-
-def _lex(text: str) -> tuple[Optional[str], list[tuple[int, int, str]], bool]:
-    """(the first structural problem or None, the string literals as (start, end, quote), whether any token)."""
-    stack: list[tuple[str, int]] = []
-    strings: list[tuple[int, int, str]] = []
-    tokens, i, n = False, 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "#":  # a comment, to the end of the line
-            while i < n and text[i] != "\n":
-                i += 1
-            continue
-        if ch.isspace():
-            i += 1
-            continue
-        tokens = True
-        if ch in "\"'`":
-            j = i + 1
-            while j < n and text[j] != ch:
-                if ch != "`" and text[j] == "\n":
-                    return f"the string opened with {ch} at character {i + 1} runs past the end of its line", strings, tokens
-                j += 2 if ch != "`" and text[j] == "\\" else 1
-            if j >= n:
-                return f"the string opened with {ch} at character {i + 1} is never closed", strings, tokens
-            strings.append((i, j + 1, ch))
-            i = j + 1
-            continue
-        if ch in "([{":
-            stack.append((ch, i))
-        elif ch in ")]}":
-            if not stack or stack[-1][0] != _CLOSERS[ch]:
-                opened = f", which closes the {stack[-1][0]!r} at character {stack[-1][1] + 1}" if stack else ""
-                return f"{ch!r} at character {i + 1} has no {_CLOSERS[ch]!r} to close{opened}", strings, tokens
-            opener, at = stack.pop()
-            if ch == "]" and not text[at + 1:i].strip():
-                return (f"the range [] at character {at + 1} is empty; write a window, e.g. [{{{{ interval }}}}]",
-                        strings, tokens)
-        i += 1
-    if stack:
-        return f"{stack[-1][0]!r} at character {stack[-1][1] + 1} is never closed", strings, tokens
-    return None, strings, tokens
-
-
-def promql_problem(template: str) -> Optional[str]:
-    """Why a query template is plainly not PromQL, or None. A sanity check only: Prometheus is the final judge."""
-    if not isinstance(template, str):
-        return "it is not text"
-    if len(template) > MAX_QUERY_LENGTH:
-        return f"it is {len(template)} characters long, over {MAX_QUERY_LENGTH}"
-    if any(ord(ch) < 32 and ch not in "\t\n\r" or ord(ch) == 127 for ch in template):
-        return "it holds a control character"
-    masked, found = _masked(template)
-    for _, _, name in found:
-        if name not in PLACEHOLDERS:
-            close = difflib.get_close_matches(name, PLACEHOLDERS, n=1)
-            hint = f" (did you mean {{{{ {close[0]} }}}}?)" if close else ""
-            return (f"{{{{ {name} }}}} is not a placeholder{hint}; the placeholders are "
-                    + ", ".join(f"{{{{ {p} }}}}" for p in PLACEHOLDERS))
-    if "{{" in masked or "}}" in masked:
-        return "it has a '{{' or '}}' that is not part of a placeholder like {{ app }}"
-    problem, strings, tokens = _lex(masked)
-    if problem:
-        return problem
-    if not tokens:
-        return "it is empty"
-    for start, _, name in found:
-        if name != "interval" and not any(s < start < e for s, e, _ in strings):
-            return (f"{{{{ {name} }}}} at character {start + 1} is outside quotes; label values go in a string, "
-                    f"e.g. destination_workload=\"{{{{ app }}}}-{{{{ color }}}}\"")
-    return None
 
 
 # --- the config object ----------------------------------------------------------------------------------------

@@ -76,6 +76,9 @@ KEYS: tuple[ConfigKey, ...] = (
     _entry("retryAttempts", ROUTING, "integer", "2", bounds=(0, 10)),
     _entry("retryPerTryTimeout", ROUTING, example="15s"),
     _entry("retryOn", ROUTING, example="connect-failure,refused-stream"),
+    # Istio's request metrics in Prometheus gate the flip and trigger the rollback (components/analysis.py).
+    _entry("analysis", ROUTING, "object",
+           fix="pulumi config set --path 'analysis.prometheusUrl' http://prometheus.istio-system:9090 -s {stack}"),
 )
 BY_KEY: Mapping[str, ConfigKey] = {entry.key: entry for entry in KEYS}
 

@@ -104,6 +104,9 @@ class RoutingSettings:
     tls: Optional[Tls] = None
     timeout: Optional[str] = None  # both routes' timeout, an Istio duration
     retries: Optional[Mapping[str, Any]] = None  # both routes' HTTPRetry
+    # bluegreen:analysis (an analysis.AnalysisSettings), None when not set: the release tools read it, no
+    # object the program declares depends on it.
+    analysis: Optional[Any] = None
 
     @property
     def routed_colors(self) -> tuple[str, ...]:

@@ -1,5 +1,6 @@
-"""The routing stack's settings: which colors the routes reach, the test cookie and token, hosts, TLS, timeouts
-and retries. Read through settings.Reader, refused by Istio's rules (rules.py) before anything is declared."""
+"""The routing stack's settings: which colors the routes reach, the test cookie and token, hosts, TLS, timeouts,
+retries and the metric analysis of a release (analysis.py). Read through settings.Reader, refused by Istio's rules
+(rules.py) before anything is declared."""
 
 from __future__ import annotations
 
@@ -44,10 +45,12 @@ def routing_settings(reader: Reader, app: str, namespace: str) -> RoutingSetting
         raise reader.fail("greenStack", color_stacks["green"], f"it is also {PROJECT}:blueStack, and blue and green "
                           f"must be different stacks")
     timeout = _duration(reader, "timeout")
+    from .analysis import parse_analysis  # here: analysis.py imports settings.py, which imports this module
+    analysis = parse_analysis(reader.raw.get("analysis"), reader.stack)
     return RoutingSettings(
         stack=reader.stack, app=app, namespace=namespace, active=active, test=test, test_cookie=test_cookie,
         hosts=hosts, color_stacks=color_stacks, test_token_set=test_token_set, tls=_tls(reader, hosts),
-        timeout=timeout, retries=_retries(reader, timeout),
+        timeout=timeout, retries=_retries(reader, timeout), analysis=analysis,
     )
 
 

@@ -367,3 +367,20 @@ def test_show_never_fails_on_a_value_nested_too_deep():
     for _ in range(100_000):
         deep = [deep]
     assert "too deeply nested" in show(deep)
+
+
+def test_the_analysis_object_rides_on_the_routing_settings_and_is_absent_by_default():
+    assert parse_settings(cli_config(**ROUTING), "routing", defaults=DEFAULTS).analysis is None
+    config = cli_config(**ROUTING, analysis=json.dumps({"successRate": "99.5", "count": "3"}))
+    analysis = parse_settings(config, "routing", defaults=DEFAULTS).analysis
+    assert (analysis.success_rate, analysis.count, analysis.interval) == (99.5, 3, "30s")
+
+
+def test_a_bad_analysis_is_refused_naming_the_key_path_the_value_and_the_fix():
+    message = refusal({**ROUTING, "analysis": json.dumps({"interval": "30"})}, stack="routing")
+    assert message == ("bluegreen:analysis.interval is '30': it must be a duration of whole milliseconds from 1s to "
+                       "3600s, like 30s or 1m30s. Fix: pulumi config set --path 'analysis.interval' 30s -s routing")
+    assert "bluegreen:analysis is stored as a secret" in refusal(
+        {**ROUTING, "analysis": "{}"}, stack="routing", secret_keys=frozenset({"analysis"}))
+    assert "bluegreen:analysis is set on stack blue, which is a color stack" in refusal(
+        {**BLUE, "analysis": json.dumps({"count": 3})})
