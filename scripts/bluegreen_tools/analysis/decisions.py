@@ -30,6 +30,7 @@ class CheckResult:
     value: Optional[float]
     message: str  # one line: the value, the threshold, the window, the query
     query: str = ""
+    threshold: str = ""  # as a report shows it: ">= 99%", "<= 500ms", "drop <= 1 point"
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,12 @@ class Measurement:
     requests: Optional[float] = None
     checks: tuple[CheckResult, ...] = ()
     at: Optional[float] = None  # Unix time the window ended
+    requests_query: str = ""
 
     def to_record(self) -> dict[str, Any]:
         """As data for the release record and the reports (JSON)."""
         return {"outcome": self.outcome, "message": self.message, "window": self.window, "requests": self.requests,
-                "at": self.at, "checks": [vars(check) for check in self.checks]}
+                "at": self.at, "requests_query": self.requests_query, "checks": [vars(check) for check in self.checks]}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "Measurement":
@@ -108,22 +110,25 @@ def judge(check: PlannedCheck, answer: Answer, interval: str) -> CheckResult:
     """One check's answer against its range."""
     label = LABELS.get(check.name, check.name)
     tail = f"{_window(interval)} (query: {answer.query or check.query})"
-    if answer.kind == ERROR:
-        return CheckResult(check.name, ERROR, None, f"{label}: no answer: {answer.reason} (query: {check.query})",
-                           check.query)
-    if answer.kind == NO_DATA or answer.value is None:
-        return CheckResult(check.name, INCONCLUSIVE, None, f"{label}: no data {tail}: {answer.reason}", check.query)
-    value, unit = answer.value, check.unit
-    if check.low is not None and value < check.low:
-        text = f"{label} {figure(value, check.low)}{unit} < {_limit(check.low)}{unit} {tail}"
-        return CheckResult(check.name, FAILED, value, text, check.query)
-    if check.high is not None and value > check.high:
-        text = f"{label} {figure(value, check.high)}{unit} > {_limit(check.high)}{unit} {tail}"
-        return CheckResult(check.name, FAILED, value, text, check.query)
+    unit = check.unit
     bounds = " and ".join(part for part in (
         f">= {_limit(check.low)}{unit}" if check.low is not None else "",
-        f"<= {_limit(check.high)}{unit}" if check.high is not None else "") if part) or "(no threshold of its own)"
-    return CheckResult(check.name, PASSED, value, f"{label} {figure(value)}{unit} {bounds} {tail}", check.query)
+        f"<= {_limit(check.high)}{unit}" if check.high is not None else "") if part)
+    if answer.kind == ERROR:
+        return CheckResult(check.name, ERROR, None, f"{label}: no answer: {answer.reason} (query: {check.query})",
+                           check.query, bounds)
+    if answer.kind == NO_DATA or answer.value is None:
+        return CheckResult(check.name, INCONCLUSIVE, None, f"{label}: no data {tail}: {answer.reason}", check.query,
+                           bounds)
+    value = answer.value
+    if check.low is not None and value < check.low:
+        text = f"{label} {figure(value, check.low)}{unit} < {_limit(check.low)}{unit} {tail}"
+        return CheckResult(check.name, FAILED, value, text, check.query, bounds)
+    if check.high is not None and value > check.high:
+        text = f"{label} {figure(value, check.high)}{unit} > {_limit(check.high)}{unit} {tail}"
+        return CheckResult(check.name, FAILED, value, text, check.query, bounds)
+    shown = bounds or "(no threshold of its own)"
+    return CheckResult(check.name, PASSED, value, f"{label} {figure(value)}{unit} {shown} {tail}", check.query, bounds)
 
 
 def compare(results: Sequence[CheckResult], baseline: Baseline, figures: BaselineFigures,
@@ -140,7 +145,7 @@ def compare(results: Sequence[CheckResult], baseline: Baseline, figures: Baselin
         compared.append(CheckResult("baseline-success-rate", outcome, new, (
             f"success rate {figure(new)}% is {figure(max(drop, 0.0))} points below {old}'s {figure(before)}% before "
             f"the flip, {relation} the {_limit(margin)}-point margin (baseline.maxSuccessRateDrop) "
-            f"{_window(interval)}")))
+            f"{_window(interval)}"), threshold=f"drop <= {_limit(margin)} points below {old}'s {figure(before)}%"))
     if baseline.max_latency_increase is not None and figures.latency_p99_ms and "latency-p99" in found:
         new, before, margin = found["latency-p99"], figures.latency_p99_ms, baseline.max_latency_increase
         increase = (new - before) / before * 100
@@ -148,7 +153,8 @@ def compare(results: Sequence[CheckResult], baseline: Baseline, figures: Baselin
         relation = "more than" if outcome == FAILED else "within"
         compared.append(CheckResult("baseline-latency-p99", outcome, new, (
             f"p99 latency {figure(new)}ms is {figure(max(increase, 0.0))}% above {old}'s {figure(before)}ms before "
-            f"the flip, {relation} the {_limit(margin)}% margin (baseline.maxLatencyIncrease) {_window(interval)}")))
+            f"the flip, {relation} the {_limit(margin)}% margin (baseline.maxLatencyIncrease) {_window(interval)}"),
+            threshold=f"<= {_limit(margin)}% above {old}'s {figure(before)}ms"))
     return tuple(compared)
 
 
@@ -161,7 +167,7 @@ def measure(settings: AnalysisSettings, requests: Answer, results: Sequence[Chec
     checks = tuple(results)
 
     def made(outcome: str, message: str, count: Optional[float] = None) -> Measurement:
-        return Measurement(outcome, message, window, count, checks, at)
+        return Measurement(outcome, message, window, count, checks, at, requests.query)
 
     if requests.kind == ERROR:
         return made(ERROR, f"requests: no answer: {requests.reason} (query: {requests.query})")
