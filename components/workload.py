@@ -25,6 +25,12 @@ def pod_labels(settings: ColorSettings) -> dict[str, str]:
     return {"app": settings.app, "color": settings.color, "release": settings.release}
 
 
+def pod_template_labels(settings: ColorSettings) -> dict[str, str]:
+    """The pods' labels: pod_labels plus Istio's telemetry label `version` (its metrics' destination_version, the
+    release), by which the analysis tells releases apart. Not on the selector, which is immutable."""
+    return {**pod_labels(settings), "version": settings.release}
+
+
 def container_security(settings: ColorSettings) -> k8s.core.v1.SecurityContextArgs:
     """The Pod Security Standards' restricted profile, for every container of the color (app and migration)."""
     return k8s.core.v1.SecurityContextArgs(
@@ -67,7 +73,7 @@ class ColorWorkload(pulumi.ComponentResource):
                     rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=pod_template_labels(settings)),
                     spec=k8s.core.v1.PodSpecArgs(containers=[k8s.core.v1.ContainerArgs(
                         name=settings.app,
                         image=settings.image,

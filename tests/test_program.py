@@ -161,8 +161,9 @@ def test_deployment_names_labels_selector_and_probe():
     assert deployment["metadata"]["name"] == "myapp-blue"
     assert deployment["metadata"]["labels"] == {"app": "myapp", "color": "blue", "release": "v2.0.0"}
     assert deployment["spec"]["selector"] == {"matchLabels": {"app": "myapp", "color": "blue"}}
+    # Istio's telemetry labels (app, version) on the pods only: its metrics then tell colors and releases apart.
     assert deployment["spec"]["template"]["metadata"]["labels"] == {"app": "myapp", "color": "blue",
-                                                                    "release": "v2.0.0"}
+                                                                    "release": "v2.0.0", "version": "v2.0.0"}
     assert deployment["spec"]["replicas"] == 3
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -180,6 +181,8 @@ def test_a_new_release_changes_labels_but_never_the_selector():
     assert old["metadata"]["name"] == new["metadata"]["name"]
     assert old["spec"]["selector"] == new["spec"]["selector"]
     assert new["spec"]["template"]["metadata"]["labels"]["release"] == "v3.0.0"
+    assert new["spec"]["template"]["metadata"]["labels"]["version"] == "v3.0.0"  # Istio's destination_version
+    assert "version" not in new["spec"]["selector"]["matchLabels"]
 
 
 def test_plain_env_and_secret_env_reach_the_container_and_the_secret_stays_secret():
