@@ -439,6 +439,17 @@ def test_leftovers_are_the_children_in_the_commands_session_or_marked_as_its_own
     assert [p.comm for p in reaper.leftovers(procs, parent=100, session=77, marked=[3])] == ["plugin", "daemon"]
 
 
+def test_without_the_kernels_children_files_every_process_is_read(tmp_path):
+    me = os.getpid()
+    (tmp_path / str(me) / "task" / str(me)).mkdir(parents=True)  # a thread, no children file
+    (tmp_path / str(me) / "stat").write_text(f"{me} (python) R 1 {me} {me} 0")
+    (tmp_path / "4242").mkdir()
+    (tmp_path / "4242" / "stat").write_text(f"4242 (sleep) S {me} 4242 4000 0")
+    assert reaper._child_pids(str(tmp_path)) is None
+    found = [p for p in reaper._processes(str(tmp_path), reaper._child_pids(str(tmp_path))) if p.ppid == me]
+    assert [(p.pid, p.sid) for p in found] == [(4242, 4000)]
+
+
 # --- smoke_test.py against bad servers ----------------------------------------------------------------
 
 def send(connection, data: bytes) -> None:

@@ -88,9 +88,29 @@ def adopting() -> Iterator[bool]:
         libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
-def _processes(root: str) -> list[Proc]:
+def _child_pids(root: str) -> Optional[list[str]]:
+    """This process's children, from each thread's children file (an orphan is re-parented to one of its
+    threads); None where the kernel has no such file (CONFIG_PROC_CHILDREN)."""
     try:
-        names = [name for name in os.listdir(root) if name.isdigit()]
+        tasks = os.listdir(f"{root}/{os.getpid()}/task")
+        pids: list[str] = []
+        for task in tasks:
+            try:
+                with open(f"{root}/{os.getpid()}/task/{task}/children", encoding="ascii") as file:
+                    pids += file.read().split()
+            except FileNotFoundError:
+                if not os.path.exists(f"{root}/{os.getpid()}/task/{task}"):
+                    continue  # the thread ended meanwhile
+                return None
+        return pids
+    except OSError:
+        return None
+
+
+def _processes(root: str, only: Optional[list[str]] = None) -> list[Proc]:
+    """The processes in `root` (those named in `only`, when given)."""
+    try:
+        names = only if only is not None else [name for name in os.listdir(root) if name.isdigit()]
     except OSError:
         return []
     found = []
@@ -114,7 +134,7 @@ def _carries(pid: int, mark: str, root: str) -> bool:
 def _scan(session: int, mark: Optional[str], root: str, known: Iterable[int]) -> list[Proc]:
     """`known`: the leftovers found before, marked even once a zombie (a zombie's environ reads empty)."""
     me, known = os.getpid(), set(known)
-    children = [p for p in _processes(root) if p.ppid == me]
+    children = [p for p in _processes(root, _child_pids(root)) if p.ppid == me]  # a full scan: 25 ms on 2 cores
     marked = [p.pid for p in children if p.pid in known or (mark and p.sid != session and _carries(p.pid, mark, root))]
     return leftovers(children, me, session, marked)
 
