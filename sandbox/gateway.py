@@ -196,28 +196,30 @@ def gateway_handler(cluster: Cluster, apps: Apps, port: int, telemetry: Optional
 
     class Gateway(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            started = time.monotonic()
             try:
                 cluster.refresh()
             except (OSError, ValueError) as error:  # no Envoy answers this: not counted
-                return self.reply(503, {}, f"sandbox gateway: cannot read the API server: {error}")
-            destination, status, flag = self.route_and_forward()
+                self.wfile.write(self.reply(503, {}, f"sandbox gateway: cannot read the API server: {error}"))
+                return
+            started = time.monotonic()  # after the refresh: Envoy's config arrives apart from its requests
+            destination, status, flag, body = self.route_and_forward()
+            # Counted before the body goes out: a client that has its whole answer finds it counted.
             if telemetry is not None:
                 telemetry.record(destination, status, flag, (time.monotonic() - started) * 1000)
+            self.wfile.write(body)
 
-        def route_and_forward(self) -> tuple[Destination, int, str]:
-            """Answer the request; where it went, the status sent and Envoy's response flag, for the stats."""
+        def route_and_forward(self) -> tuple[Destination, int, str, bytes]:
+            """Send the answer's status and headers; where it went, the status, Envoy's response flag (for the
+            stats) and the body still to send."""
             headers = {name.lower(): value for name, value in self.headers.items()}
             host = headers.get("host", "").split(":")[0]
             routed = resolve(cluster.objects, host, port, headers, self.path)
             if routed.status != 200:
-                self.reply(routed.status, {}, routed.reason)
-                return Destination(), routed.status, "NR"
+                return Destination(), routed.status, "NR", self.reply(routed.status, {}, routed.reason)
             route, service = routed.route, Destination(routed.service, routed.namespace)
             operations = (route.get("headers") or {}).get("response") or {}
             if not routed.pods:
-                self.reply(503, operations, "no healthy upstream")
-                return service, 503, "UH"
+                return service, 503, "UH", self.reply(503, operations, "no healthy upstream")
             pod = routed.pods[next(counter) % len(routed.pods)]
             owner = pod["metadata"].get("labels") or {}
             deployment = self.deployment_of(pod)
@@ -233,11 +235,9 @@ def gateway_handler(cluster: Cluster, apps: Apps, port: int, telemetry: Optional
                 answer = connection.getresponse()
                 body = answer.read()
             except TimeoutError:
-                self.reply(504, operations, "upstream request timeout")
-                return destination, 504, "UT"
+                return destination, 504, "UT", self.reply(504, operations, "upstream request timeout")
             except OSError as error:
-                self.reply(503, operations, f"upstream connect error: {error}")
-                return destination, 503, "UF"
+                return destination, 503, "UF", self.reply(503, operations, f"upstream connect error: {error}")
             finally:
                 connection.close()
             self.send_response(answer.status)
@@ -247,8 +247,7 @@ def gateway_handler(cluster: Cluster, apps: Apps, port: int, telemetry: Optional
             self.send_operations(operations)
             self.send_header("content-length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
-            return destination, answer.status, ""
+            return destination, answer.status, "", body
 
         def deployment_of(self, pod: Mapping[str, Any]) -> str:
             """The Deployment that owns a pod, through its ReplicaSet's name (<deployment>-<hash>)."""
@@ -259,7 +258,8 @@ def gateway_handler(cluster: Cluster, apps: Apps, port: int, telemetry: Optional
             for name, value in {**(operations.get("set") or {}), **(operations.get("add") or {})}.items():
                 self.send_header(name, value)
 
-        def reply(self, status: int, operations: Mapping[str, Any], text: str) -> None:
+        def reply(self, status: int, operations: Mapping[str, Any], text: str) -> bytes:
+            """Send the status and headers of the gateway's own answer: its body, to send."""
             payload = text.encode()
             self.send_response(status)
             self.send_operations(operations)
@@ -267,7 +267,7 @@ def gateway_handler(cluster: Cluster, apps: Apps, port: int, telemetry: Optional
             self.send_header("content-length", str(len(payload)))
             self.send_header("x-sandbox-gateway", "emulated")
             self.end_headers()
-            self.wfile.write(payload)
+            return payload
 
         def log_message(self, *args) -> None:
             pass
