@@ -9,8 +9,12 @@ throwaway copy of the project with blue live and green ready, it times, N times 
   - a bare flip: `pulumi config set active green` + `pulumi up -s routing`, and the rollback back;
   - release.py's flip step (as its progress line reports it) and a whole `release.py rollback`;
   - the seed's flip: `kubectl apply` of the same VirtualService with the other subset;
-  - a whole `release.py promote`, with its steps.
-Goal: a flip or a rollback costs at most 1.5 x the no-op `pulumi up -s routing`.
+  - a whole `release.py promote`, with its steps;
+  - with `bluegreen:analysis` set and green failing every user's request once the checks after the flip have
+    passed: the time from the first bad answer to users back on blue, against its bound, interval x failureLimit plus one
+    rollback (the no-op up's median).
+Goals: a flip or a rollback costs at most 1.5 x the no-op `pulumi up -s routing`; the analysis rolls back
+within its bound.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,7 +54,7 @@ def median(values: list[float]) -> str:
     return f"{statistics.median(values):6.2f} s (min {min(values):.2f}, max {max(values):.2f}, n={len(values)})"
 
 
-def bench(project: Project, runs: int) -> None:
+def bench(project: Project, runs: int) -> float:
     up = ("up", "--yes", "--skip-preview", "-s", "routing")
     release = [sys.executable, str(project.folder / "scripts" / "release.py")]
     figures: dict[str, list[float]] = {name: [] for name in (
@@ -94,6 +99,55 @@ def bench(project: Project, runs: int) -> None:
         print(f"ratio {name} / no-op up: {ratio:.2f} ({'meets' if ratio <= GOAL else 'misses'} the goal <= {GOAL})")
     kubectl = statistics.median(figures["seed's flip: kubectl apply of the VirtualService"])
     print(f"ratio release.py flip step / kubectl apply: {statistics.median(figures['release.py flip step']) / kubectl:.1f}")
+    return floor
+
+
+def time_to_rollback(project: Project, floor: float, interval: float = 2.0) -> None:
+    """Users' load through the gateway; green answers 500 from the moment users reach it; the analysis
+    (interval, failureLimit 1) must send them back to blue within interval x failureLimit + one rollback."""
+    from bluegreen_tools.analysis import load
+    from harness.released_project import behave, default_route
+
+    for key, value in {"interval": f"{interval:g}s", "count": "3", "failureLimit": "1", "minRequests": "3",
+                       "successRate": "95"}.items():
+        project.pulumi("config", "set", "--path", f"analysis.{key}", value, "-s", "routing")
+    stop, moments = threading.Event(), {}
+
+    def phase() -> str:
+        lease = project.get("lease", "myapp-release") or {}
+        note = (lease.get("metadata", {}).get("annotations") or {}).get("bluegreen.dev/release")
+        return json.loads(note)["phase"] if note else ""
+
+    def watch() -> None:  # the errors start once the checks after the flip passed: what only metrics can see
+        while not stop.wait(0.05):
+            if "bad" not in moments and phase() == "analysing-live":
+                moments["bad"] = time.monotonic()
+                behave(project, "myapp-green", errorRate=1.0)
+            elif "bad" in moments and default_route(project) == "blue":
+                moments["back"] = time.monotonic()
+                return
+
+    threads = [threading.Thread(target=watch, daemon=True),
+               threading.Thread(target=load.drive, args=(project.env["BLUEGREEN_URL"], ["/"], None, 20, 900),
+                                kwargs={"stop": stop}, daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        project.run(sys.executable, str(project.folder / "scripts" / "release.py"), "promote", "green", "--settle",
+                    "1", "--test-load", "20", "--test-load-duration", f"{interval + 1:g}s", check=False)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=15)
+        behave(project, "myapp-green")
+    if "back" not in moments:
+        print("time to rollback: users were not sent back to blue (see the run's output)")
+        return
+    took, bound = moments["back"] - moments["bad"], interval * 1 + floor
+    print(f"time from the first bad answer to users back on blue (interval {interval:g}s, failureLimit 1): "
+          f"{took:.2f} s; "
+          f"bound interval x failureLimit + one rollback = {bound:.2f} s "
+          f"({'meets' if took <= bound else 'misses'} it)")
 
 
 def main() -> int:
@@ -117,7 +171,8 @@ def main() -> int:
         project = make_project(Path(tempfile.mkdtemp()) / "project", env)
         print("setting up: blue live, green ready (one pod each)", file=sys.stderr)
         project.deploy_both_colors()
-        bench(project, args.runs)
+        floor = bench(project, args.runs)
+        time_to_rollback(project, floor)
     finally:
         if project is not None:
             project.cleanup()

@@ -15,7 +15,6 @@ if TYPE_CHECKING:  # settings.py imports this module to read the routing stack's
 
 MIN_TOKEN_LENGTH = 16  # 16 random characters are out of reach of guessing through the gateway
 MAX_TOKEN_LENGTH = 256  # a cookie header stays far below the gateway's header size limit
-MAX_DURATION_MS = 24 * 3_600_000  # a route's timeout longer than a day is a typo
 
 
 def routing_settings(reader: Reader, app: str, namespace: str) -> RoutingSettings:
@@ -138,9 +137,10 @@ def _duration(reader: Reader, key: str) -> Optional[str]:
     if not text:
         return None
     ms = rules.duration_ms(text)
-    if ms is None or not 1 <= ms <= MAX_DURATION_MS or ms != ms.to_integral_value():
-        raise reader.fail(key, text, "it must be a duration of whole milliseconds from 1ms to 24h, like 500ms, 2s, "
-                          "1m or 1m30s (empty for none)")
+    if ms is None or ms < 1 or ms != ms.to_integral_value():
+        # Istio's ValidateDuration: at least 1ms, "only durations to ms precision are supported"
+        raise reader.fail(key, text, "it must be a Go duration of at least 1ms in whole milliseconds, like 500ms, "
+                          ".5s, 2s, 1m30s or 48h (empty for none)")
     ms = int(ms)
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
@@ -149,11 +149,11 @@ def _retries(reader: Reader, timeout: Optional[str]) -> dict[str, Any]:
     """The HTTPRetry both routes share; attempts 0 turns retries off (Istio's own default retries too)."""
     attempts = reader.integer("retryAttempts")
     retry_on = reader.string("retryOn")
-    unknown = [condition for condition in retry_on.split(",") if condition not in rules.RETRY_ON]
-    if retry_on and unknown or attempts and not retry_on:
-        problem = f"{show(unknown[0])} is not one of them" if retry_on else "it is empty, but retryAttempts is not 0"
+    problems = [p for p in map(rules.retry_condition_problem, retry_on.split(",")) if p] if retry_on else []
+    if problems or attempts and not retry_on:
+        problem = problems[0] if retry_on else "it is empty, but retryAttempts is not 0"
         raise reader.fail("retryOn", retry_on, f"it must list, comma-separated without spaces, Envoy's retry "
-                          f"conditions ({', '.join(rules.RETRY_ON)}); {problem}")
+                          f"conditions ({', '.join(rules.RETRY_ON)}) or HTTP status codes (e.g. 503); {problem}")
     per_try_timeout = _duration(reader, "retryPerTryTimeout")
     if per_try_timeout and timeout and rules.duration_ms(per_try_timeout) > rules.duration_ms(timeout):
         raise reader.fail("retryPerTryTimeout", reader.string("retryPerTryTimeout"), f"it is longer than "

@@ -25,7 +25,6 @@ from .routing_settings import routing_settings
 from .rules import parse_cookie  # noqa: F401
 from .stackfile import StackFileError, load_yaml, read_text
 
-MAX_APP_LENGTH = 40  # keeps `<app>-green-migrate` and pod names inside Kubernetes' 63-character limits
 # config keys of each resource, and the amounts a container may sensibly ask for
 _RESOURCES = (("cpu", "cpuRequest", "cpuLimit", Decimal("0.001"), Decimal(1000), "1m and 1000 (cores)"),
               ("memory", "memoryRequest", "memoryLimit", Decimal(4 * 2**20), Decimal(4 * 2**40), "4Mi and 4Ti"))
@@ -168,9 +167,9 @@ def parse_settings(raw: Mapping[str, Any], stack: str, secret_keys: frozenset[st
             f"pulumi config set active blue -s {stack} (the routing stack)"
         )
     app = reader.string("app")
-    if not rules.DNS_LABEL.match(app) or len(app) > MAX_APP_LENGTH:
+    if not rules.DNS_LABEL.match(app) or len(app) > rules.MAX_APP_LENGTH:
         raise reader.fail("app", app, f"it must be a DNS label: lowercase letters, digits and '-', starting with "
-                          f"a letter, at most {MAX_APP_LENGTH} characters")
+                          f"a letter, at most {rules.MAX_APP_LENGTH} characters (Job <app>-green-migrate is a 63-character label)")
     namespace = reader.string("namespace")
     if not rules.DNS1123_LABEL.match(namespace) or len(namespace) > rules.MAX_LABEL_LENGTH:
         raise reader.fail("namespace", namespace, "it must be a Kubernetes namespace name (lowercase letters, "

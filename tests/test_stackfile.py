@@ -85,12 +85,12 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     ("config:\n  bluegreen:app: \x07\n", "not valid YAML"),
 ])
 def test_a_hostile_file_is_refused_in_one_line(tmp_path, content, problem):
-    start = time.monotonic()
+    """A billion laughs is refused by its alias count while parsing, never expanded (its message says so): a
+    wall-clock bound here would only measure the machine's load."""
     with pytest.raises(StackFileError) as caught:
         config_of(tmp_path, content)
     message = str(caught.value)
     assert problem in message and "\n" not in message
-    assert time.monotonic() - start < 2  # a billion laughs is refused, never expanded
 
 
 @pytest.mark.parametrize("data, problem", [

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.released_project import SETTLE, Released, default_route, held_record, release, route_names, through_gateway
+from harness.released_project import (SETTLE, Released, default_route, held_record, release, route_names,
+                                      through_gateway)
 from harness.sandbox_project import Project
 from sandbox import cluster as sandbox_script
 
@@ -173,3 +174,32 @@ def test_a_failing_migration_stops_the_release_before_the_rollout(live):
     assert after["metadata"]["labels"]["release"] == before["metadata"]["labels"]["release"] == "v1.1.0"
     job = live.get("job", "myapp-green-migrate")
     assert job["status"].get("failed") == 1
+
+
+def marked_by(release_pid: int) -> list[str]:
+    """The processes whose environment carries the mark of one of that release.py's pulumi commands (runner.py
+    marks each CLI; the plugins it starts inherit the mark)."""
+    prefix = f"BLUEGREEN_PULUMI_COMMAND={release_pid}.".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if any(item.startswith(prefix) for item in environ.read_bytes().split(b"\0")):
+                found.append(f"{environ.parent.name} {(environ.parent / 'comm').read_text().strip()}")
+        except OSError:
+            continue
+    return found
+
+
+def test_sigint_once_the_language_host_runs_leaves_no_plugin_behind(live):
+    """The CLI starts its plugins in process groups of their own: release.py adopts and stops what it leaves."""
+    promote = Watched(live, "promote", "green", "--settle", SETTLE)
+    promote.wait_for(lambda lines: "$ pulumi up" in "".join(lines))
+    deadline = time.monotonic() + 120
+    while not any(" pulumi-language" in process for process in marked_by(promote.process.pid)):
+        assert time.monotonic() < deadline and promote.process.poll() is None, "".join(promote.lines)
+        time.sleep(0.05)
+    promote.process.send_signal(signal.SIGINT)
+    code, output = promote.finish(timeout=300)
+    assert code == 1 and "error: interrupted by SIGINT" in output.strip().splitlines()[-1], output
+    assert marked_by(promote.process.pid) == [], output  # nothing it started outlives it
+    assert held_record(live) is None and default_route(live) == "blue"

@@ -51,8 +51,8 @@ def record_place(runner: Runner, stack: str) -> Place:
                  get("kubernetes:context"))
 
 
-def record_store(runner: Runner, stack: str) -> LeaseStore:
-    place = record_place(runner, stack)
+def record_store(runner: Runner, stack: str, place: Optional[Place] = None) -> LeaseStore:
+    place = place or record_place(runner, stack)
     return LeaseStore(Kubectl(context=place.context), place.namespace, place.app)
 
 
@@ -67,6 +67,7 @@ class ReleaseHold:
     def __init__(self, runner: Runner, store: LeaseStore, record: ReleaseRecord, lease: Optional[Lease] = None):
         self.runner, self.store, self.record, self.lease = runner, store, record, lease
         self.held: Optional[HeldRecord] = None
+        self.place: Optional[Place] = None  # where the record lives: the app and its namespace
         self.state = "free"
         self.ended: Optional[str] = None  # the phase it was given back in
         self.restored_ok = False  # set by the routing transaction when its restore went through
@@ -78,7 +79,10 @@ class ReleaseHold:
             before: RoutingOutputs, analysis: bool = False) -> "ReleaseHold":
         record = ReleaseRecord.new(kind, args.routing_stack, color, release, routing_of(before),
                                    before.active_release, analysis, who=user_at_host())
-        return cls(runner, record_store(runner, args.routing_stack), record)
+        place = record_place(runner, args.routing_stack)
+        hold = cls(runner, record_store(runner, args.routing_stack, place), record)
+        hold.place = place
+        return hold
 
     @property
     def phase(self) -> str:

@@ -23,6 +23,7 @@ class Run:
     runner: Runner
     stack: str
     hold: Optional[ReleaseHold] = None
+    analysis: Optional[object] = None  # the release's analysis (analysis_steps.ReleaseAnalysis), for its JUnit suites
     routing: Optional[Routing] = None
 
     def needs_report(self) -> bool:

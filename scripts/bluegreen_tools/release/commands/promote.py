@@ -15,7 +15,8 @@ from ... import ROOT, smoke_test
 from ...cli import EXIT_OK, Failure, printable, result_line
 from ..hold import ReleaseHold, unchanged
 from ..outputs import read_color, require_ready
-from ...record.phases import CHECKING, FLIPPING, TESTING
+from ...record.phases import ANALYSING_LIVE, ANALYSING_TEST, CHECKING, FLIPPING, TESTING
+from .. import analysis_steps
 from ..report import reporting
 from ..routing import Routing, read_routing
 from ..runner import Runner
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cookie", type=smoke_test.cookie_arg, metavar="NAME=VALUE",
                         help="the cookie that reaches the test color (default: the routing stack's testCookie, with "
                              "the value $BLUEGREEN_TEST_TOKEN or its testToken when one is set)")
+    analysis_steps.add_arguments(parser)
 
 
 def read_test_cookie(runner: Runner, args: argparse.Namespace) -> tuple[Cookie, str]:
@@ -90,8 +92,15 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
         with reporting(runner, args) as held:
             cookie, shown_cookie = read_test_cookie(runner, args)
             pinned = require_ready(args, color, read_color(runner, args, color)).release
+            settings = analysis_steps.read_analysis(args.routing_stack)
+            if args.test_load and settings is None:
+                raise Failure(f"--test-load drives traffic for the metric analysis, but the routing stack "
+                              f"{args.routing_stack} has no bluegreen:analysis: set it (pulumi config set --path "
+                              f"analysis.successRate 99 -s {args.routing_stack}), or drop --test-load")
             state = refuse_active(read_routing(runner, args), color)
-            held.hold = ReleaseHold.new(runner, args, "promote", color, pinned, state)
+            held.hold = ReleaseHold.new(runner, args, "promote", color, pinned, state, analysis=settings is not None)
+            analysis = held.analysis = (None if settings is None else analysis_steps.ReleaseAnalysis(
+                runner, settings, held.hold.place.namespace, held.hold.place.app, args.if_inconclusive))
             with held.hold as hold:
                 state = refuse_active(unchanged(state, read_routing(runner, args)), color)
                 users = state.active
@@ -111,6 +120,11 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
                         raise Failure(f"{color}'s release changed from {pinned} to {now.release} while it was being "
                                       f"tested, so users stay on {users}; promote {color} again to test {now.release}")
                     require_ready(args, color, now)
+                    if analysis:
+                        hold.advance(ANALYSING_TEST)
+                        analysis.test_load(args, str(cookie), color)
+                        analysis.before_flip(color, pinned, users, hold)
+                        analysis.note_baseline(users, state.active_release)
                     hold.advance(FLIPPING)
                     with runner.step(f"flip users to {color} (release {pinned})"):
                         routing.set("active", color)
@@ -120,14 +134,23 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
                     failed = smoke(runner, args, f"checks of {color} through the default route", None, color, suites)
                     if failed:
                         raise Failure(f"the default route failed after the flip to {color}: {failed}")
+                    if analysis:
+                        hold.advance(ANALYSING_LIVE)
+                        analysis.after_flip(color, pinned, users, hold)
                     routing.went_to_plan()  # from here on a signal does not undo it: the record is given back done
     except BaseException:
-        write_junit(runner, args, suites, raising=False)
+        write_junit(runner, args, suites + measured(held), raising=False)
         raise
-    write_junit(runner, args, suites, raising=True)
+    write_junit(runner, args, suites + measured(held), raising=True)
     runner.log(f"{color} (release {pinned}) is live. {users} still runs: `python scripts/release.py rollback` sends "
                f"users back; when sure, `python scripts/release.py decommission {users}`")
     return EXIT_OK
+
+
+def measured(held) -> list:
+    """The analysis verdicts of the run, as JUnit suites."""
+    analysis = getattr(held, "analysis", None)
+    return analysis.suites() if analysis else []
 
 
 def refuse_active(state: RoutingOutputs, color: str) -> RoutingOutputs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Optional
 
 from ... import smoke_test
 from ...cli import EXIT_OK, Failure
@@ -12,7 +13,8 @@ from ...record import Plan, abort_plan, resume_plan
 from ...record.lease import user_at_host
 from ...record.phases import (ABORTED, ANALYSE_LIVE, ANALYSE_TEST, RELEASE, ROUTE, SMOKE_LIVE, SMOKE_TEST, DONE,
                               Routing, Step)
-from ..hold import ReleaseHold, holder_gone_here, record_store
+from .. import analysis_steps
+from ..hold import ReleaseHold, holder_gone_here, record_place, record_store
 from ..runner import UP, Runner
 from .promote import read_test_cookie, smoke, write_junit
 
@@ -21,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     smoke_test.add_gateway_arguments(parser, timeout=smoke_test.DEFAULT_TIMEOUT, settle=10.0)
     parser.add_argument("--cookie", type=smoke_test.cookie_arg, metavar="NAME=VALUE",
                         help="the cookie that reaches the test color (default: as promote finds it)")
+    analysis_steps.add_arguments(parser)
 
 
 def route(runner: Runner, stack: str, routing: Routing) -> None:
@@ -37,8 +40,9 @@ def route(runner: Runner, stack: str, routing: Routing) -> None:
 class Recovery:
     """One resume or abort: the plan's steps carried out under the taken-over record."""
 
-    def __init__(self, runner: Runner, args: argparse.Namespace, hold: ReleaseHold):
-        self.runner, self.args, self.hold, self.suites = runner, args, hold, []
+    def __init__(self, runner: Runner, args: argparse.Namespace, hold: ReleaseHold,
+                 analysis: Optional[analysis_steps.ReleaseAnalysis]):
+        self.runner, self.args, self.hold, self.suites, self.analysis = runner, args, hold, [], analysis
         self.record = hold.held.record
 
     def carry_out(self, plan: Plan) -> None:
@@ -66,8 +70,11 @@ class Recovery:
             failed = smoke(runner, args, title, cookie, record.color, self.suites)
             if failed:
                 raise Failure(f"{title} failed: {failed}")
-        elif step.action in (ANALYSE_TEST, ANALYSE_LIVE):
-            runner.log(f"note: {step.action}: this release records no analysis config; nothing to measure")
+        elif step.action == ANALYSE_TEST and self.analysis:
+            self.analysis.test_load(args, str(read_test_cookie(runner, args)[0]), record.color)
+            self.analysis.before_flip(record.color, record.release, record.previous_color, self.hold)
+        elif step.action == ANALYSE_LIVE and self.analysis:
+            self.analysis.after_flip(record.color, record.release, record.previous_color, self.hold)
 
 
 def needs_gateway(plan: Plan) -> bool:
@@ -76,7 +83,8 @@ def needs_gateway(plan: Plan) -> bool:
 
 
 def recover(args: argparse.Namespace, runner: Runner, verb: str) -> int:
-    store = record_store(runner, args.routing_stack)
+    place = record_place(runner, args.routing_stack)
+    store = record_store(runner, args.routing_stack, place)
     with runner.step(f"read the release record ({store.where})"):
         lease = store.read()
     if lease is None or lease.free or lease.record is None:
@@ -93,13 +101,21 @@ def recover(args: argparse.Namespace, runner: Runner, verb: str) -> int:
     if needs_gateway(plan) and not args.url:
         raise Failure(f"{verb} runs the checks of {record.color} through the gateway: give its URL with --url or "
                       "$BLUEGREEN_URL (nothing was changed)")
+    analysis = None
+    if record.intent.analysis and any(step.action in (ANALYSE_TEST, ANALYSE_LIVE) for step in plan.steps):
+        settings = analysis_steps.read_analysis(args.routing_stack)
+        if settings is None:
+            raise Failure(f"this release is gated by a metric analysis, but Pulumi.{args.routing_stack}.yaml here "
+                          "has no bluegreen:analysis: run it from a checkout of the committed config (nothing was "
+                          "changed)")
+        analysis = analysis_steps.ReleaseAnalysis(runner, settings, place.namespace, place.app, args.if_inconclusive)
     runner.log(f"{verb}: {record.describe()}; {plan.summary}")
     user, _, host = user_at_host().partition("@")
     with runner.step(f"take over the release record ({store.where})"):
         taken = store.take_over(lease, user, host, os.getpid(), holder_gone=gone)
     hold = ReleaseHold(runner, store, record, taken)
     hold.attach(taken)
-    recovery = Recovery(runner, args, hold)
+    recovery = Recovery(runner, args, hold, analysis)
     try:
         try:
             recovery.carry_out(plan)
@@ -111,14 +127,14 @@ def recover(args: argparse.Namespace, runner: Runner, verb: str) -> int:
             raise Failure(f"{failure}; the release was undone: {plan.on_failure.ends_with.describe()}; "
                           f"{plan.on_failure.commit_hint(args.routing_stack)}") from None
     except BaseException:
-        write_junit(runner, args, recovery.suites, raising=False)
+        write_junit(runner, args, recovery.suites + (analysis.suites() if analysis else []), raising=False)
         hold.stop_renewing()
         if hold.state == "held":
             hold.state = "left"
             runner.log(f"the release record stays in phase {hold.phase}: run `python scripts/release.py {verb}` "
                        "again")
         raise
-    write_junit(runner, args, recovery.suites, raising=True)
+    write_junit(runner, args, recovery.suites + (analysis.suites() if analysis else []), raising=True)
     ends = plan.ends_with
     where = ends.describe() if ends else plan.summary
     runner.log(f"{verb} done: {where}; {plan.commit_hint(args.routing_stack)}")
