@@ -156,6 +156,9 @@ def apply(sandbox: "Sandbox", path: Path, what: str) -> None:
         raise Failure(f"kubectl apply of {what} failed: {done.stderr.strip()[-500:]}")
 
 
+PORT_ATTEMPTS = 3  # starts of istiod, each on newly picked ports, when one was taken before it bound it
+
+
 def start_istiod(sandbox: "Sandbox", binary: Optional[Path] = None) -> dict[str, str]:
     """istiod on 127.0.0.1 with its webhook registered; waits until the webhook answers at admission.
     What the env file needs: BLUEGREEN_ISTIOD_XDS (plaintext ADS) and BLUEGREEN_ISTIOD_HTTP (debug, /ready)."""
@@ -166,15 +169,23 @@ def start_istiod(sandbox: "Sandbox", binary: Optional[Path] = None) -> dict[str,
         raise Failure(f"no {binary}: the build has no istiod; run `python -m sandbox build`")
     folder = sandbox.folder / "istiod"
     tls = folder / "tls"
-    ports = Ports(*(free_port() for _ in range(5)))
     with step("start istiod (Istio's control plane: its validating webhook and xDS)"):
         started = time.monotonic()
         make_certificates(tls)
-        (folder / "config.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, mesh_configmap(ports)]}))
-        apply(sandbox, folder / "config.json", f"namespace {NAMESPACE} and the mesh config")
-        sandbox.start("istiod", argv(binary, ports, tls, sandbox.kubeconfig))
-        sandbox.wait("istiod", "/ready", http_ok(f"http://127.0.0.1:{ports.http}/ready"))
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            ports = Ports(*(free_port() for _ in range(5)))
+            (folder / "config.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, mesh_configmap(ports)]}))
+            apply(sandbox, folder / "config.json", f"namespace {NAMESPACE} and the mesh config")
+            process = sandbox.start("istiod", argv(binary, ports, tls, sandbox.kubeconfig))
+            try:
+                sandbox.wait("istiod", "/ready", http_ok(f"http://127.0.0.1:{ports.http}/ready"))
+                break
+            except Failure:
+                # A port free when picked can be taken before istiod binds it (another sandbox on the machine)
+                if attempt == PORT_ATTEMPTS or process.poll() is None or "address already in use" not in \
+                        sandbox.log_tail("istiod", 50):
+                    raise
         url = f"https://127.0.0.1:{ports.https}/validate"
         (folder / "webhook.json").write_text(json.dumps(webhook_configuration(url, (tls / "ca.crt").read_bytes())))
         apply(sandbox, folder / "webhook.json", f"ValidatingWebhookConfiguration {WEBHOOK_CONFIG}")

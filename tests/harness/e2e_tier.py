@@ -21,7 +21,7 @@ def e2e_unavailable(required_too: bool = False) -> Optional[str]:
     except sandbox.Failure as failure:
         return f"e2e tier not run: {failure}"
     return None if built else ("e2e tier not run: the sandbox is not built; "
-                               "`python -m sandbox build` builds it (once; about 26 minutes cold on 2 cores)")
+                               "`python -m sandbox build` builds it (once; about 25 minutes cold on 2 cores)")
 
 
 # The session's sandbox, shared by the workers: the controller makes this folder before the workers start
