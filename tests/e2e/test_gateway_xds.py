@@ -1,0 +1,1 @@
+"""Being written this session; the coordinator removes it if it stays empty."""
