@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from harness.loopback import ROOT, serve
-from harness.release_world import World, color_outputs, in_boundary, mostly_in_process
+from harness.release_world import World, color_outputs, enter, in_boundary
 from bluegreen_tools import release, smoke_test
 from bluegreen_tools.release import runner as release_runner
 
@@ -44,12 +44,7 @@ REAL_POPEN = release_runner.popen  # starts the pulumi found on PATH
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     world = World(tmp_path)
-    monkeypatch.setenv("PATH", world.path)
-    monkeypatch.setenv("FAKE_PULUMI_STATE", str(world.state_file))
-    monkeypatch.delenv("BLUEGREEN_TEST_TOKEN", raising=False)
-    monkeypatch.delenv("BLUEGREEN_URL", raising=False)
-    monkeypatch.setenv("FAKE_KUBECTL_STATE", str(world.leases_file))  # the release record's Lease
-    monkeypatch.setattr(release_runner, "popen", mostly_in_process(REAL_POPEN, world.state_file))
+    enter(world, monkeypatch, REAL_POPEN)
     with serve(world.gateway) as url:
         world.url = url
         yield world

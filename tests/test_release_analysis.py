@@ -15,7 +15,7 @@ from bluegreen_tools import release
 from bluegreen_tools.release import analysis_steps, runner as release_runner
 from harness.loopback import closed_port, serve
 from harness.prometheus_answers import EMPTY, by_query, vector
-from harness.release_world import World, in_boundary, mostly_in_process
+from harness.release_world import World, enter, in_boundary
 
 ROUTING_FILE = "config:\n  bluegreen:active: blue\n  bluegreen:analysis: {analysis}\n"
 
@@ -49,12 +49,7 @@ class Metrics:
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     world = World(tmp_path)
-    for name, value in {"PATH": world.path, "FAKE_PULUMI_STATE": str(world.state_file),
-                        "FAKE_KUBECTL_STATE": str(world.leases_file)}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("BLUEGREEN_TEST_TOKEN", "BLUEGREEN_URL", "BLUEGREEN_PROMETHEUS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(release_runner, "popen", mostly_in_process(release_runner.popen, world.state_file))
+    enter(world, monkeypatch, release_runner.popen)
     project = tmp_path / "project"  # where release.py reads the routing stack file's analysis
     project.mkdir()
     monkeypatch.setattr(analysis_steps, "ROOT", project)

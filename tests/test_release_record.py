@@ -13,7 +13,7 @@ from bluegreen_tools import release
 from bluegreen_tools.record import LeaseStore
 from bluegreen_tools.release import runner as release_runner
 from harness.loopback import serve
-from harness.release_world import World, in_boundary, mostly_in_process
+from harness.release_world import World, enter, in_boundary
 
 UP = "up --yes --skip-preview -s routing"
 TO_GREEN = ["config set active green -s routing", "config rm test -s routing", UP]
@@ -24,12 +24,7 @@ TEST_GREEN = ["config set active blue -s routing", "config set test green -s rou
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     world = World(tmp_path)
-    for name, value in {"PATH": world.path, "FAKE_PULUMI_STATE": str(world.state_file),
-                        "FAKE_KUBECTL_STATE": str(world.leases_file)}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("BLUEGREEN_TEST_TOKEN", raising=False)
-    monkeypatch.delenv("BLUEGREEN_URL", raising=False)
-    monkeypatch.setattr(release_runner, "popen", mostly_in_process(release_runner.popen, world.state_file))
+    enter(world, monkeypatch, release_runner.popen)
     with serve(world.gateway) as url:
         world.url = url
         yield world

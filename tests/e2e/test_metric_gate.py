@@ -6,6 +6,7 @@ latencyMs), as a release that breaks under real traffic does."""
 
 from __future__ import annotations
 
+import json
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -14,7 +15,7 @@ import requests
 
 from bluegreen_tools.analysis import load
 from harness.loopback import serve
-from harness.released_project import SETTLE, behave, default_route, held_record, release, route_names
+from harness.released_project import SETTLE, behave, default_route, held_record, record, release, route_names
 from harness.sandbox_project import Project
 
 ANALYSIS = {"interval": "3s", "count": "2", "minRequests": "5", "successRate": "95"}
@@ -28,11 +29,10 @@ def configure(project: Project, **settings: str) -> None:
 
 
 @contextmanager
-def users(project: Project, rps: float = 20) -> Iterator[None]:
-    """Users' requests (no cookie) through the gateway for as long as the block runs, bounded."""
+def running(work) -> Iterator[None]:
+    """`work(stop)` on a thread of its own for as long as the block runs; stopped and joined, bounded, after it."""
     stop = threading.Event()
-    thread = threading.Thread(target=load.drive, args=(project.env["BLUEGREEN_URL"], ["/"], None, rps, 600),
-                              kwargs={"stop": stop}, daemon=True)
+    thread = threading.Thread(target=work, args=(stop,), daemon=True)
     thread.start()
     try:
         yield
@@ -41,24 +41,27 @@ def users(project: Project, rps: float = 20) -> Iterator[None]:
         thread.join(timeout=15)
 
 
-@contextmanager
-def once_users_reach_green(project: Project, **behaviour) -> Iterator[None]:
-    """Green answers as `behaviour` says from the moment the default route sends users to it."""
-    stop = threading.Event()
+def users(project: Project, rps: float = 20):
+    """Users' requests (no cookie) through the gateway for as long as the block runs, bounded."""
+    return running(lambda stop: load.drive(project.env["BLUEGREEN_URL"], ["/"], None, rps, 600, stop=stop))
 
-    def watch() -> None:
-        while not stop.wait(0.2):
-            if default_route(project) == "green":
+
+def phase(project: Project) -> str:
+    lease = record(project) or {}
+    note = (lease.get("metadata", {}).get("annotations") or {}).get("bluegreen.dev/release")
+    return json.loads(note)["phase"] if note else ""
+
+
+def once_only_metrics_can_tell(project: Project, **behaviour):
+    """Green answers as `behaviour` says once users are on it and the checks after the flip have passed (the
+    record's phase is analysing-live): a release that breaks under its users' traffic, which the smoke
+    checks did not see."""
+    def watch(stop: threading.Event) -> None:
+        while not stop.wait(0.1):
+            if phase(project) == "analysing-live":
                 behave(project, "myapp-green", **behaviour)
                 return
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=15)
+    return running(watch)
 
 
 def last_line(run) -> str:
@@ -76,11 +79,11 @@ def test_a_healthy_green_is_promoted_with_every_measurement_passing(live):
 
 def test_green_failing_a_fifth_of_its_users_is_rolled_back_by_itself(live):
     configure(live)
-    with users(live), once_users_reach_green(live, errorRate=0.2):
+    with users(live), once_only_metrics_can_tell(live, errorRate=0.2):
         failed = release(live, *PROMOTE)
     assert failed.code == 1, failed.output
     assert "the analysis of green after the flip is failed, so users go back to blue" in last_line(failed)
-    assert "success-rate" in last_line(failed) and "95" in last_line(failed)
+    assert "success rate" in last_line(failed) and "< 95%" in last_line(failed)  # the figure against its threshold
     assert default_route(live) == "blue" and route_names(live) == ["myapp-default"]
     answered = requests.get(live.env["BLUEGREEN_URL"] + "/", timeout=10)
     assert answered.headers["x-sandbox-deployment"] == "myapp-blue"
@@ -88,10 +91,10 @@ def test_green_failing_a_fifth_of_its_users_is_rolled_back_by_itself(live):
 
 def test_a_latency_regression_is_caught_by_the_p99(live):
     configure(live, latencyP99="200ms")
-    with users(live), once_users_reach_green(live, latencyMs=400):
+    with users(live), once_only_metrics_can_tell(live, latencyMs=400):
         failed = release(live, *PROMOTE)
     assert failed.code == 1, failed.output
-    assert "after the flip is failed" in last_line(failed) and "latency-p99" in last_line(failed)
+    assert "after the flip is failed" in last_line(failed) and "histogram_quantile(0.99" in last_line(failed)
     assert default_route(live) == "blue"
 
 
@@ -118,16 +121,16 @@ def test_prometheus_gone_mid_analysis_rolls_back_in_a_stated_safe_state(live):
 
     def watch() -> None:
         while not gone.is_set():
-            if default_route(live) == "green":
+            if phase(live) == "analysing-live":
                 gone.set()
-            threading.Event().wait(0.2)
+            threading.Event().wait(0.1)
 
     watcher = threading.Thread(target=watch, daemon=True)
     with serve(proxy) as url:
         configure(live, prometheusUrl=url)
         watcher.start()
-        with users(live):
-            failed = release(live, *PROMOTE)
+        with users(live):  # the sandbox's environment names the real one: the proxy's URL overrides it
+            failed = release(live, *PROMOTE, env={"BLUEGREEN_PROMETHEUS_URL": url})
         gone.set()
         watcher.join(timeout=15)
     assert failed.code == 1, failed.output

@@ -247,3 +247,16 @@ def in_boundary(main: Callable[..., int], argv: Sequence[str], script: str = "re
     """A script's main in-process, as its command line runs it: inside the error boundary, with one session."""
     session = Session(script)
     return run_main(lambda: main(list(argv), session), session)
+
+
+def enter(world: World, monkeypatch, popen: Callable) -> None:
+    """Point this test's environment at `world` (its stand-in `pulumi` and `kubectl` first on PATH, no token or
+    URL from the caller) and run the stand-in's commands in this process (`popen`: release.runner.popen)."""
+    from bluegreen_tools.release import runner
+    for name, value in {"PATH": world.path, "FAKE_PULUMI_STATE": str(world.state_file),
+                        "FAKE_KUBECTL_STATE": str(world.leases_file)}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("BLUEGREEN_TEST_TOKEN", "BLUEGREEN_URL", "BLUEGREEN_PROMETHEUS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(runner, "popen", mostly_in_process(popen, world.state_file))
+

@@ -277,31 +277,28 @@ class LeaseStore:
             raise RecordError(f"cannot take the release record ({self.where}): {error}") from None
         return Lease.parse(text, self.where)
 
-    def write(self, lease: Lease, record: ReleaseRecord, renew: bool = True) -> Lease:
-        """Replace the Lease, if it is still the version `lease` read: LostCas if anyone changed it since."""
-        renewed = now_utc() if renew else (lease.renewed or now_utc())
+    def _replace(self, body: str, what: str, lost: str) -> Lease:
+        """Replace the Lease with `body` (which carries the resourceVersion read): LostCas on a Conflict."""
         try:
-            text = self.kubectl.call("replace", "-o", "json",
-                                     body=self._manifest(record, lease.acquired or renewed, renewed, lease))
+            text = self.kubectl.call("replace", "-o", "json", body=body)
         except KubectlError as error:
             if error.reason in ("Conflict", "NotFound"):
                 raise LostCas(f"the release record ({self.where}) was changed or removed by someone else since "
-                              f"this run read it ({error.detail}): it is not this run's any more") from None
-            raise RecordError(f"cannot write the release record ({self.where}): {error}") from None
+                              f"this run read it ({error.detail}): {lost}") from None
+            raise RecordError(f"cannot {what} the release record ({self.where}): {error}") from None
         return Lease.parse(text, self.where)
+
+    def write(self, lease: Lease, record: ReleaseRecord, renew: bool = True) -> Lease:
+        """Replace the Lease, if it is still the version `lease` read: LostCas if anyone changed it since."""
+        renewed = now_utc() if renew else (lease.renewed or now_utc())
+        return self._replace(self._manifest(record, lease.acquired or renewed, renewed, lease), "write",
+                             "it is not this run's any more")
 
     def finish(self, lease: Lease, record: ReleaseRecord, went_live: bool) -> Lease:
         """Give the record back, if it is still the version `lease` read: the Lease free, the finished record
         kept; `went_live`: it is also the last release that went live. LostCas if anyone changed it since."""
-        try:
-            text = self.kubectl.call("replace", "-o", "json",
-                                     body=self._manifest(record, None, None, lease, record if went_live else None))
-        except KubectlError as error:
-            if error.reason in ("Conflict", "NotFound"):
-                raise LostCas(f"the release record ({self.where}) was changed or removed by someone else since "
-                              f"this run read it ({error.detail}): left as it is") from None
-            raise RecordError(f"cannot give back the release record ({self.where}): {error}") from None
-        return Lease.parse(text, self.where)
+        return self._replace(self._manifest(record, None, None, lease, record if went_live else None), "give back",
+                             "left as it is")
 
     def take_over(self, lease: Lease, who: str, host: str, pid: int, holder_gone: bool = False) -> Lease:
         """For resume, abort and unlock only: make an expired holder's record this run's (a CAS, so two
