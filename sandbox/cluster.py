@@ -27,7 +27,7 @@ from typing import Callable, Optional
 from bluegreen_tools.cli import EXIT_OK, Failure, log, step
 
 from .build import build_dir, ensure_dir, python_pin
-from .istiod import start_istiod
+from .istiod import apply_gateway_service, start_istiod
 from .prometheus_server import add_scrape_target, remove_scrape_target, start_prometheus
 from .pki import certificate, name, new_key, write_certificate, write_key
 
@@ -281,18 +281,35 @@ def install_provider(bin_dir: Path, home: Path) -> None:
         raise Failure(f"`pulumi plugin install resource kubernetes {version}` failed: {done.stderr.strip()[-500:]}")
 
 
-def start_gateway(sandbox: Sandbox, namespace: Optional[str] = None) -> str:
+def start_gateway(sandbox: Sandbox, namespace: Optional[str] = None, route_by: str = "api") -> str:
     """The gateway and app stand-ins (sandbox/gateway.py, which emulates Envoy's routing and stats): its URL.
-    With a namespace, one that sees that namespace only, recorded as gateway-NAMESPACE (`down` stops it too).
+    With a namespace, one that sees that namespace only, recorded as gateway-NAMESPACE (gateway-xds-NAMESPACE
+    with route_by 'xds'; `down` stops it too).
+    route_by "api" re-derives routes from the API server's objects; "xds" routes by the Envoy config istiod
+    pushes (sandbox/xds_gateway.py; istiod's address from the env file's BLUEGREEN_ISTIOD_XDS).
     Its Istio metrics are added to Prometheus's targets (prometheus/targets/NAME.json)."""
+    if route_by not in ("api", "xds"):
+        raise Failure(f"start_gateway: route_by is {route_by!r}: use 'api' or 'xds'")
     port, metrics_port = free_port(), free_port()
     name, only = (f"gateway-{namespace}", ["--namespace", namespace]) if namespace else ("gateway", [])
+    xds = []
+    if route_by == "xds":
+        name = name.replace("gateway", "gateway-xds", 1)  # beside the emulating one of the same namespace
+        ports = sandbox.folder / "istiod" / "ports.json"  # istiod's record of its ports (sandbox/istiod.py)
+        if not ports.exists():
+            raise Failure(f"start_gateway(route_by='xds'): no {ports}: this sandbox has no istiod; `python -m "
+                          f"sandbox up` starts one")
+        address = f"127.0.0.1:{json.loads(ports.read_text())['grpc']}"
+        xds = ["--route-by", "xds", "--xds-address", address]
+        if namespace:
+            apply_gateway_service(sandbox, namespace)
+    what = "the Envoy config istiod pushes" if xds else "what the API server holds"
     with step(f"start the gateway stand-in{f' for namespace {namespace}' if namespace else ''} "
-              "(it emulates Envoy's routing by what the API server holds, and Envoy's stats)"):
+              f"(it emulates Envoy's routing by {what}, and Envoy's stats)"):
         sandbox.start(name, [sys.executable, "-m", "sandbox.gateway",
                              "--kubeconfig", str(sandbox.kubeconfig), "--port", str(port),
                              "--control", str(ensure_dir(sandbox.folder / "apps")),
-                             "--metrics-port", str(metrics_port), *only])
+                             "--metrics-port", str(metrics_port), *only, *xds])
         sandbox.wait(name, "an answer", http_answers(f"http://127.0.0.1:{port}/"))
         sandbox.wait(name, "its /metrics", http_ok(f"http://127.0.0.1:{metrics_port}/metrics"))
         add_scrape_target(sandbox.folder, name, metrics_port)

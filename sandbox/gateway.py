@@ -20,6 +20,8 @@ process plays both:
   counted in Istio's standard metrics, `istio_requests_total` and `istio_request_duration_milliseconds`,
   with the labels an Istio ingress gateway reports (reporter="source"), at
   http://127.0.0.1:METRICS_PORT/metrics when --metrics-port is given; the sandbox's Prometheus scrapes it.
+With --route-by xds (or BLUEGREEN_GATEWAY_ROUTE_BY=xds) it routes instead by the Envoy config istiod pushes
+over xDS (--xds-address, default $BLUEGREEN_ISTIOD_XDS): see sandbox/xds_gateway.py.
 With --namespace it sees that namespace only: one gateway per project, so that projects sharing one
 sandbox (the e2e tests) do not answer for each other's hosts.
 Exit status: 0 stopped by a signal, 2 bad usage.
@@ -31,6 +33,7 @@ import argparse
 import http.client
 import itertools
 import json
+import os
 import signal
 import ssl
 import sys
@@ -47,6 +50,7 @@ import yaml
 from sandbox.apps import Apps
 from sandbox.telemetry import Destination, Telemetry
 
+ROUTE_BY = ("api", "xds")  # what the gateway routes by: the API server's objects, or istiod's pushed Envoy config
 REFRESH_SECONDS = 0.5  # how stale the gateway's view of the cluster may be
 ISTIO = "networking.istio.io/v1"
 KINDS = {  # what the gateway reads: each kind's API group path and its plural
@@ -281,15 +285,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--control", required=True, type=Path, help="folder of the app stand-ins' behaviour files")
     parser.add_argument("--namespace", help="see this namespace only (default: all)")
     parser.add_argument("--metrics-port", type=int, help="serve Istio's metrics at 127.0.0.1:PORT/metrics")
+    parser.add_argument("--route-by", choices=ROUTE_BY, default=os.environ.get("BLUEGREEN_GATEWAY_ROUTE_BY", "api"),
+                        help="api: re-derive routes from the API server's objects (default, "
+                             "$BLUEGREEN_GATEWAY_ROUTE_BY); xds: route by the Envoy config istiod pushes")
+    parser.add_argument("--xds-address", default=os.environ.get("BLUEGREEN_ISTIOD_XDS"),
+                        help="istiod's plaintext xDS address host:port, with --route-by xds "
+                             "(default $BLUEGREEN_ISTIOD_XDS)")
     args = parser.parse_args(argv)
+    if args.route_by not in ROUTE_BY:
+        parser.error(f"--route-by (or $BLUEGREEN_GATEWAY_ROUTE_BY) is {args.route_by!r}: use one of "
+                     f"{', '.join(ROUTE_BY)}")
+    if args.route_by == "xds" and not args.xds_address:
+        parser.error("--route-by xds needs istiod's address: pass --xds-address HOST:PORT or set "
+                     "BLUEGREEN_ISTIOD_XDS (the sandbox's env file has it)")
     cluster = Cluster(args.kubeconfig, args.namespace)
     telemetry = Telemetry() if args.metrics_port else None
     if telemetry is not None:
         telemetry.serve(args.metrics_port)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), gateway_handler(cluster, Apps(args.control), 80, telemetry))
+    if args.route_by == "xds":
+        from sandbox.xds import AdsClient
+        from sandbox.xds_gateway import gateway_node, xds_handler
+
+        def pods() -> list:
+            cluster.refresh()
+            return cluster.objects["pods"]
+        client = AdsClient(args.xds_address, gateway_node(args.namespace).node(),
+                           log=lambda line: print(line, file=sys.stderr, flush=True)).start()
+        handler = xds_handler(client, pods, Apps(args.control), telemetry)
+    else:
+        handler = gateway_handler(cluster, Apps(args.control), 80, telemetry)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    print(f"sandbox gateway (emulating Envoy's routing) on http://127.0.0.1:{args.port}", flush=True)
+    print(f"sandbox gateway (routing by {args.route_by}) on http://127.0.0.1:{args.port}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

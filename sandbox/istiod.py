@@ -73,6 +73,30 @@ def mesh_configmap(ports: Ports) -> dict:
             "data": {"mesh": yaml.safe_dump(mesh_config(ports), sort_keys=False)}}
 
 
+GATEWAY_SERVICE = "istio-ingressgateway"
+GATEWAY_TARGET_PORT = 8080  # Istio's chart: the gateway's port 80 is its pod's 8080, so istiod's listener binds 8080
+
+
+def gateway_service(namespace: str = NAMESPACE) -> dict:
+    """The ingress gateway's Service as Istio's chart makes it: istiod maps a Gateway server's port (80) to the
+    listener port through the targetPort of the Service selecting the gateway's pods."""
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": GATEWAY_SERVICE, "namespace": namespace,
+                         "labels": {"app": GATEWAY_SERVICE, "istio": "ingressgateway"}},
+            "spec": {"selector": {"istio": "ingressgateway"},
+                     "ports": [{"name": "http2", "port": 80, "targetPort": GATEWAY_TARGET_PORT}]}}
+
+
+def apply_gateway_service(sandbox: "Sandbox", namespace: str) -> None:
+    """The Service in a namespace whose gateway proxy is scoped to it: istiod finds a proxy without a pod by its
+    labels among the Services of the proxy's own namespace, and without one binds the listener to 80, not 8080."""
+    folder = sandbox.folder / "istiod"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"gateway-service-{namespace}.json"
+    path.write_text(json.dumps(gateway_service(namespace)))
+    apply(sandbox, path, f"Service {GATEWAY_SERVICE} in namespace {namespace}")
+
+
 def webhook_configuration(url: str, ca_bundle: bytes) -> dict:
     """Istio's base chart's webhook for the default revision, with `base.validationURL` and
     `base.validationCABundle` set: the chart then installs it with failurePolicy Fail (a webhook whose CA is
@@ -101,6 +125,8 @@ def environment(kubeconfig: Path) -> dict[str, str]:
         "INJECT_ENABLED": "false",  # no pods run: no sidecar injection webhook
         "PILOT_ENABLE_GATEWAY_API": "false",  # the sandbox has no Gateway API CRDs; the program uses Istio's own
         "PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER": "false",
+        # A gateway proxy sees the Gateways of its own namespace only: one xDS-routed gateway per e2e project.
+        "PILOT_SCOPE_GATEWAY_TO_NAMESPACE": "true",
     }
 
 
@@ -175,7 +201,8 @@ def start_istiod(sandbox: "Sandbox", binary: Optional[Path] = None) -> dict[str,
         for attempt in range(1, PORT_ATTEMPTS + 1):
             ports = Ports(*(free_port() for _ in range(5)))
             (folder / "config.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, mesh_configmap(ports)]}))
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, mesh_configmap(ports),
+                gateway_service()]}))
             apply(sandbox, folder / "config.json", f"namespace {NAMESPACE} and the mesh config")
             process = sandbox.start("istiod", argv(binary, ports, tls, sandbox.kubeconfig))
             try:

@@ -358,3 +358,23 @@ def test_the_gateway_counts_each_request_with_the_labels_an_istio_ingress_gatewa
                  destination_service="myapp.shop.svc.cluster.local") == 1
     assert value("istio_requests_total", response_code="404", response_flags="NR", destination_service="unknown") == 1
     assert not any(name.endswith("_created") for name, _ in samples)  # Envoy has no such series
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--route-by", "envoy"], "--route-by"),
+    (["--route-by", "xds"], "--xds-address"),
+])
+def test_the_gateway_refuses_a_routing_mode_it_cannot_run_naming_the_flag(tmp_path, monkeypatch, capsys, argv, named):
+    monkeypatch.delenv("BLUEGREEN_ISTIOD_XDS", raising=False)
+    with pytest.raises(SystemExit) as stopped:
+        sandbox_gateway.main(["--kubeconfig", str(tmp_path / "k"), "--port", "1", "--control", str(tmp_path), *argv])
+    assert stopped.value.code == 2 and named in capsys.readouterr().err
+
+
+def test_istiod_scopes_gateways_to_their_namespace_and_the_ingress_service_maps_80_to_8080(tmp_path):
+    from sandbox import istiod
+
+    assert istiod.environment(tmp_path / "kubeconfig")["PILOT_SCOPE_GATEWAY_TO_NAMESPACE"] == "true"
+    service = istiod.gateway_service("shop")
+    assert (service["metadata"]["namespace"], service["spec"]["selector"]) == ("shop", {"istio": "ingressgateway"})
+    assert service["spec"]["ports"] == [{"name": "http2", "port": 80, "targetPort": 8080}]

@@ -369,3 +369,36 @@ def test_weighted_clusters_timeout_and_weighted_headers():
     blue, green = decide(snapshot, Request("h", 8080, "/"), pick=0.5), decide(snapshot, Request("h", 8080, "/"), 0.95)
     assert (blue.cluster, green.cluster, blue.timeout) == (cluster_name("blue"), cluster_name("green"), 2.5)
     assert apply_headers([], green.request_headers) == [("x-weighted", "green")]
+
+
+def test_the_xds_routed_gateway_forwards_to_the_pod_of_each_endpoint_and_counts_it(tmp_path):
+    """sandbox/xds_gateway.py on a pushed snapshot: the endpoint's IP names the pod, its ReplicaSet the Deployment."""
+    from http.server import ThreadingHTTPServer
+
+    import requests
+
+    from sandbox.apps import Apps
+    from sandbox.telemetry import Destination, Telemetry, request_labels
+    from sandbox.xds_gateway import service_of, xds_handler
+
+    config = istiod_config()
+    snapshot = Snapshot(listeners=config[LISTENER], routes=config[ROUTE], clusters=config[CLUSTER],
+                        endpoints=config[ENDPOINT])
+    pods = [{"metadata": {"name": f"{name}-5d9f7-x", "namespace": "default", "labels": {"color": name[6:]},
+                          "ownerReferences": [{"kind": "ReplicaSet", "name": f"{name}-5d9f7"}]},
+             "status": {"podIP": ip}} for ip, name in (("10.244.0.5", "myapp-blue"), ("10.244.0.6", "myapp-green"))]
+    telemetry = Telemetry()
+    client = type("Pushed", (), {"snapshot": snapshot})()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), xds_handler(client, lambda: pods, Apps(tmp_path), telemetry))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        user, tester = requests.get(url, timeout=10), requests.get(url, headers={"cookie": "test=true"}, timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (user.headers["x-sandbox-deployment"], user.headers[COLOR_HEADER]) == ("myapp-blue", "blue")
+    assert (tester.headers["x-sandbox-deployment"], tester.headers[COLOR_HEADER]) == ("myapp-green", "green")
+    green = Destination("myapp", "default", "myapp-green", pods[1]["metadata"]["labels"])
+    assert telemetry.registry.get_sample_value("istio_requests_total", request_labels(green, 200)) == 1
+    assert service_of(cluster_name("green")) == ("myapp", "default")
