@@ -67,7 +67,8 @@ def xds_handler(client: AdsClient, pods_of, apps: Apps, telemetry: Optional[Tele
         def do_GET(self) -> None:
             started = time.monotonic()
             headers = {name.lower(): value for name, value in self.headers.items()}
-            decision = decide(client.snapshot, Request(headers.get("host", ""), LISTENER_PORT, self.path, "GET", headers))
+            request = Request(headers.get("host", ""), LISTENER_PORT, self.path, "GET", headers)
+            decision = decide(client.snapshot, request)
             if decision.status == 0:  # Envoy refuses the connection: nothing is counted
                 self.wfile.write(self.reply(503, decision, "sandbox gateway: no listener on port "
                                             f"{LISTENER_PORT} pushed by istiod (yet)", []))
