@@ -172,6 +172,10 @@ def pytest_terminal_summary(terminalreporter):
         for line in fault_table(_FAULTS):
             terminalreporter.write_line(line)
     fault_matrix_summary(terminalreporter)
+    failed = [report.nodeid for status in ("failed", "error") for report in terminalreporter.stats.get(status, [])
+              if getattr(report, "nodeid", "")]
+    for nodeid in failed:  # last, after the counts: a failing run says in its last lines which test failed
+        terminalreporter.write_line(f"FAILED {nodeid}")
 
 
 def fault_matrix_summary(terminalreporter) -> None:

@@ -45,7 +45,8 @@ def test_the_quickstart_deploys_both_colors_and_routes_users_to_blue(deployed):
     for color, release in (("blue", "v1.0.0"), ("green", "v1.1.0")):
         outputs = deployed.outputs(color)
         assert outputs == {"color": color, "release": release, "image": f"docker.io/example/myapp:{release}",
-                           "deployment": f"myapp-{color}", "replicas": 2, "readyReplicas": 2}
+                           "deployment": f"myapp-{color}", "namespace": "default", "replicas": 2,
+                           "readyReplicas": 2}
     # Pulumi leaves null outputs out: no test route, so no test or testRelease.
     assert deployed.outputs("routing") == {"active": "blue", "activeRelease": "v1.0.0"}
 
@@ -56,7 +57,8 @@ def test_the_api_server_holds_each_deployment_as_the_mock_tests_assert(deployed,
     labels = {"app": "myapp", "color": color, "release": release}
     assert deployment["metadata"]["labels"] == labels
     assert deployment["spec"]["selector"] == {"matchLabels": {"app": "myapp", "color": color}}
-    assert deployment["spec"]["template"]["metadata"]["labels"] == labels
+    # the pods also carry Istio's telemetry label version (the release); the selector stays as it was
+    assert deployment["spec"]["template"]["metadata"]["labels"] == {**labels, "version": release}
     assert deployment["spec"]["replicas"] == 2
     assert deployment["status"]["readyReplicas"] == 2  # kwok made the pods ready; pulumi-kubernetes awaited them
     container = deployment["spec"]["template"]["spec"]["containers"][0]
