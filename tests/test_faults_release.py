@@ -1,23 +1,20 @@
-"""The fault matrix: faults injected into release.py and bad answers given to smoke_test.py.
+"""The fault matrix, release.py's half: faults injected into release.py (smoke_test.py's half is
+tests/test_faults_smoke.py).
 
 release.py runs against the stand-in pulumi (release_world), which is made to exit non-zero at each
 step of a promote and of a rollback, hang, die by SIGKILL, print malformed JSON or outputs of the
-wrong type, find the release record held by another run or the API server unreachable; release.py itself gets
-SIGINT or SIGTERM mid-`up` (run as a subprocess). smoke_test.py meets raw servers on 127.0.0.1 that
-hang, trickle bytes, send huge or gzip-bomb bodies, deeply nested JSON, control characters, the
-wrong color, redirects, garbage.
+wrong type, find the release record held by another run or its API server unreachable, or leave processes
+behind; release.py itself gets SIGINT or SIGTERM mid-`up` (run as a subprocess).
 
-Every case asserts that the run ends in a safe state: exit 1, no traceback, the test token nowhere
-in what is printed, users on a ready color as the stand-in's routing outputs say, the release record
-given back or the way to resume or abort it named, the state read back and printed (with the commands that finish by
-hand) once something changed; for smoke_test.py: within its deadline, server text escaped, the
-JUnit report written. Each case records what it tried and how it ended (the `fault` property);
-tests/conftest.py prints the counts at the end of the session.
+Every case asserts that the run ends in a safe state: exit 1, no traceback, the test token nowhere in what is
+printed, users on a ready color as the stand-in's routing outputs say, the release record given back or the way
+to resume or abort it named, the state read back and printed (with the commands that finish by hand) once
+something changed. Each case records what it tried and how it ended (the `fault` property); tests/conftest.py
+prints the counts at the end of the session.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re
@@ -26,17 +23,15 @@ import subprocess
 import sys
 import threading
 import time
-import xml.etree.ElementTree as ET
-import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import pytest
 
-from harness.loopback import ROOT, serve, serve_raw
+from harness.loopback import ROOT, serve
 from harness.release_world import World, color_outputs, in_boundary, mostly_in_process
 from components.routes import COLOR_HEADER
-from bluegreen_tools import release, smoke_test
+from bluegreen_tools import release
 from bluegreen_tools.release import reaper, runner as release_runner
 
 UP = "up --yes --skip-preview -s routing"
@@ -448,188 +443,3 @@ def test_without_the_kernels_children_files_every_process_is_read(tmp_path):
     assert reaper._child_pids(str(tmp_path)) is None
     found = [p for p in reaper._processes(str(tmp_path), reaper._child_pids(str(tmp_path))) if p.ppid == me]
     assert [(p.pid, p.sid) for p in found] == [(4242, 4000)]
-
-
-# --- smoke_test.py against bad servers ----------------------------------------------------------------
-
-def send(connection, data: bytes) -> None:
-    connection.sendall(data)
-
-
-def answer(status: bytes = b"200 OK", headers: tuple[bytes, ...] = (),
-           body: bytes | Callable[[], bytes] = b'{"ready": true}', color: Optional[bytes] = b"green",
-           length: bool = True):
-    def respond(connection, head, stop):
-        payload = body() if callable(body) else body
-        lines = [b"HTTP/1.1 " + status, *headers]
-        if color is not None:
-            lines.append(COLOR_HEADER.encode() + b": " + color)
-        if length:
-            lines.append(b"Content-Length: %d" % len(payload))
-        send(connection, b"\r\n".join(lines) + b"\r\nConnection: close\r\n\r\n" + payload)
-    return respond
-
-
-def silent(connection, head, stop):
-    stop.wait(30)
-
-
-def trickle(prefix: bytes):
-    def respond(connection, head, stop):
-        send(connection, prefix)
-        while not stop.wait(0.05):
-            send(connection, b"a")
-    return respond
-
-
-def chunked_forever(connection, head, stop):
-    send(connection, b"HTTP/1.1 200 OK\r\nx-bluegreen-color: green\r\nTransfer-Encoding: chunked\r\n\r\n")
-    chunk = b"%x\r\n" % 65536 + b" " * 65536 + b"\r\n"
-    for _ in range(256):  # 16 MiB, unless the client stops reading first
-        if stop.is_set():
-            return
-        send(connection, chunk)
-
-
-def cut_short(connection, head, stop):
-    send(connection, b"HTTP/1.1 200 OK\r\nx-bluegreen-color: green\r\nContent-Length: 100\r\n\r\n{\"ready\"")
-
-
-def close_at_once(connection, head, stop):
-    pass
-
-
-# 16 MiB in about 16 KiB, made when its case runs: not in the collection of every worker (0.13 CPU-seconds each).
-def gzip_bomb() -> bytes:
-    return gzip.compress(b"\0" * (16 << 20), compresslevel=9)
-
-
-def deflate_bomb() -> bytes:
-    return zlib.compress(b"\0" * (16 << 20), 9)
-
-
-@dataclass(frozen=True)
-class BadServer:
-    name: str
-    kind: str
-    respond: Any
-    expect: str  # in the FAIL line
-
-
-BAD_SERVERS = [
-    BadServer("accepts-and-never-answers", "the server hangs", silent, "no complete answer in time"),
-    BadServer("trickles-the-headers", "the server trickles bytes", trickle(b"HTTP/1.1 200 OK\r\nX-Slow: "),
-              "no complete answer in time"),
-    BadServer("trickles-the-body", "the server trickles bytes",
-              trickle(b"HTTP/1.1 200 OK\r\nx-bluegreen-color: green\r\nContent-Length: 100000\r\n\r\n"),
-              "no complete answer in time"),
-    BadServer("says-it-sends-10-gb", "a huge or compressed-bomb body",
-              answer(headers=(b"Content-Length: 10000000000",), length=False), "over the 1048576-byte cap"),
-    BadServer("streams-16-mib-chunked", "a huge or compressed-bomb body", chunked_forever, "over the 1048576-byte cap"),
-    BadServer("gzip-bomb", "a huge or compressed-bomb body",
-              answer(headers=(b"Content-Encoding: gzip",), body=gzip_bomb), "once decompressed"),
-    BadServer("deflate-bomb", "a huge or compressed-bomb body",
-              answer(headers=(b"Content-Encoding: deflate",), body=deflate_bomb), "once decompressed"),
-    BadServer("corrupt-gzip", "a huge or compressed-bomb body",
-              answer(headers=(b"Content-Encoding: gzip",), body=b"\x1f\x8bnot gzip at all"), "cannot be decompressed"),
-    BadServer("brotli", "a huge or compressed-bomb body",
-              answer(headers=(b"Content-Encoding: br",), body=b"\x0b\x02\x80"), "is not supported"),
-    BadServer("deeply-nested-json", "malformed JSON", answer(body=DEEP.encode()), "nested more than 32 levels"),
-    BadServer("deeply-nested-ready", "malformed JSON", answer(body=b'{"ready": ' + DEEP.encode() + b"}"),
-              "nested more than 32 levels"),
-    BadServer("a-5000-digit-number", "malformed JSON", answer(body=b'{"ready": 1' + b"0" * 5000 + b"}"), "not JSON"),
-    BadServer("not-utf-8", "malformed JSON", answer(body=b'{"ready": true, "x": "\xff"}'), "not UTF-8"),
-    BadServer("ready-nan", "malformed JSON", answer(body=b'{"ready": NaN}'), '"ready" is NaN'),
-    BadServer("escape-codes-in-the-color", "control characters", answer(color=b"green\x1b[2J"),
-              "answered by green\\x1b[2J, expected green"),
-    BadServer("escape-codes-in-the-reason", "control characters",
-              answer(status=b"500 Boom\x1b]0;owned\x07"), "500 Boom\\x1b]0;owned\\x07"),
-    BadServer("escape-codes-in-a-location", "control characters",
-              answer(status=b"302 Found", headers=(b"Location: http://x.example/\x1b[31mred",)), "\\x1b[31mred"),
-    BadServer("bidi-override-in-the-color", "control characters", answer(color=b"gr\xe2\x80\xaeeen"),
-              "expected green"),
-    BadServer("the-wrong-color", "the wrong color", answer(color=b"blue"), "answered by blue, expected green"),
-    BadServer("no-color-header", "the wrong color", answer(color=None), "did not come through the bluegreen routes"),
-    BadServer("a-301", "a redirect", answer(status=b"301 Moved", headers=(b"Location: http://evil.example/",)),
-              "redirected to http://evil.example/ (not followed)"),
-    BadServer("a-307", "a redirect", answer(status=b"307 Temporary", headers=(b"Location: /elsewhere",)),
-              "redirected to /elsewhere (not followed)"),
-    BadServer("a-redirect-echoing-the-token", "a redirect",
-              answer(status=b"302 Found", headers=(b"Location: http://evil.example/?c=" + TOKEN.encode(),)),
-              "redirected to http://evil.example/?c=[secret]"),
-    BadServer("garbage-not-http", "not HTTP", lambda c, h, s: send(c, b"SSH-2.0-OpenSSH_9.6\r\n\r\n"),
-              "not a valid HTTP answer"),
-    BadServer("a-70k-header-line", "not HTTP", answer(headers=(b"X-Big: " + b"a" * 70_000,)), "not a valid HTTP answer"),
-    BadServer("150-headers", "not HTTP", answer(headers=tuple(b"X-%d: a" % i for i in range(150))),
-              "not a valid HTTP answer"),
-    BadServer("closes-at-once", "the server hangs up", close_at_once, "closed before a complete answer"),
-    BadServer("body-cut-short", "the server hangs up", cut_short, "cut short"),
-]
-TIMEOUT = 1.5  # long enough for a loaded machine to read and refuse a bomb, short for the hanging servers
-
-
-@pytest.mark.parametrize("server", BAD_SERVERS, ids=[server.name for server in BAD_SERVERS])
-def test_smoke_test_ends_safely_against_a_bad_server(server, tmp_path, capfd, record_property):
-    report = tmp_path / "smoke.xml"
-    argv = ["--url", "", "--cookie", f"test={TOKEN}", "--expect-color", "green", "--timeout", str(TIMEOUT),
-            "--consecutive", "1", "--junit", str(report)]
-    with serve_raw(server.respond) as url:
-        argv[1] = url
-        start = time.monotonic()
-        code = in_boundary(smoke_test.main, argv, "smoke_test")
-        took = time.monotonic() - start
-    out, err = capfd.readouterr()
-    text = out + err
-    assert code == 1
-    assert took < TIMEOUT + 1.5  # the deadline holds on the whole answer, not per read
-    fail = next(line for line in out.splitlines() if line.startswith("FAIL GET /ready"))
-    assert server.expect in fail, fail
-    assert "Traceback" not in text and TOKEN not in text
-    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", text)  # server text escaped
-    suite = ET.parse(report).getroot().find("testsuite")
-    assert (suite.get("tests"), suite.get("failures")) == ("1", "1")
-    assert TOKEN not in report.read_text()
-    fast = "no complete answer" not in server.expect and "closed" not in server.expect and "cut" not in server.expect
-    record(record_property, "smoke_test.py", server.kind,
-           "failed at once" if fast and took < TIMEOUT else "failed at its deadline")
-
-
-def test_a_redirect_is_never_followed_so_the_cookie_stays_home(capfd, record_property):
-    hits = []
-
-    def elsewhere(connection, head, stop):
-        hits.append(head)
-        answer()(connection, head, stop)
-
-    with serve_raw(elsewhere) as other:
-        with serve_raw(answer(status=b"308 Permanent", headers=(f"Location: {other}/ready".encode(),))) as url:
-            code = in_boundary(smoke_test.main, ["--url", url, "--cookie", f"test={TOKEN}", "--timeout",
-                                                 str(TIMEOUT)], "smoke_test")
-    out, _ = capfd.readouterr()
-    assert code == 1 and hits == [] and "(not followed)" in out
-    record(record_property, "smoke_test.py", "a redirect", "failed at once")
-
-
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
-def test_smoke_test_writes_its_report_when_interrupted(signum, tmp_path, record_property):
-    asked = threading.Event()
-
-    def respond(connection, head, stop):
-        asked.set()
-        stop.wait(30)
-
-    report = tmp_path / "smoke.xml"
-    with serve_raw(respond) as url:
-        child = subprocess.Popen([sys.executable, str(SMOKE_PY), "--url", url, "--timeout", "30", "--check", "/a",
-                                  "--junit", str(report)], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert asked.wait(20)
-        child.send_signal(signum)
-        out, err = child.communicate(timeout=20)
-    name = signal.Signals(signum).name
-    assert child.returncode == 1
-    assert err.strip().splitlines()[-1] == f"error: interrupted by {name}"
-    assert "Traceback" not in out + err
-    suite = ET.parse(report).getroot().find("testsuite")
-    assert (suite.get("tests"), suite.get("failures")) == ("2", "2")
-    assert f"stopped: interrupted by {name}" in report.read_text()
-    record(record_property, "smoke_test.py", f"{name} to smoke_test.py mid-run", "stopped, report written")

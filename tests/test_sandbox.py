@@ -6,6 +6,8 @@ import json
 import re
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -259,7 +261,12 @@ def test_stopping_a_recorded_gateway_removes_its_scrape_target(tmp_path):
     from sandbox import prometheus_server
 
     sandbox = sandbox_cluster.Sandbox(tmp_path, tmp_path / "bin")
-    sandbox.start("gateway-shop", [sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path)])
+    started = sandbox.start("gateway-shop", [sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path)])
+    # stop_recorded stops only a process whose command line names the folder: wait until the new one shows it
+    deadline = time.monotonic() + 10
+    while str(tmp_path).encode() not in Path(f"/proc/{started.pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     prometheus_server.add_scrape_target(tmp_path, "gateway-shop", 4242)
     prometheus_server.add_scrape_target(tmp_path, "gateway-other", 4343)
     assert sandbox_cluster.stop_recorded(tmp_path, only="gateway-shop") == ["gateway-shop"]

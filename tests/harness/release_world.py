@@ -13,6 +13,7 @@ import io
 import os
 import re
 import sys
+import threading
 import time
 from dataclasses import replace
 from contextlib import redirect_stderr, redirect_stdout
@@ -259,4 +260,25 @@ def enter(world: World, monkeypatch, popen: Callable) -> None:
     for name in ("BLUEGREEN_TEST_TOKEN", "BLUEGREEN_URL", "BLUEGREEN_PROMETHEUS_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(runner, "popen", mostly_in_process(popen, world.state_file))
+    from bluegreen_tools.record.kubectl import Kubectl
+    monkeypatch.setattr(Kubectl, "_run", kubectl_in_process(Kubectl._run))
+
+
+_KUBECTL = threading.Lock()  # one in-process kubectl at a time: each swaps this process's stdout and stderr
+
+
+def kubectl_in_process(real: Callable) -> Callable:
+    """Kubectl._run for the tests of release.py in-process: release.py's `kubectl` calls run the stand-in (found
+    first on PATH as a process otherwise) in this process, on the same state file, without a Python start each;
+    a stand-in told to hang, and every other command, still runs as a process."""
+    from bluegreen_tools.record.kubectl import Done
+
+    def run(self, argv: list[str], env) -> "Done":
+        if tuple(self.command) != ("kubectl",) or env.get("FAKE_KUBECTL_FAULT") == "hang":
+            return real(self, argv, env)
+        out, err = io.StringIO(), io.StringIO()
+        with _KUBECTL, redirect_stdout(out), redirect_stderr(err):
+            code = fake_kubectl.main(argv[len(self.command):])
+        return Done(code, out.getvalue(), err.getvalue())
+    return run
 

@@ -14,7 +14,8 @@ E2E_WORKERS = 4  # the e2e scenarios leave the cores idle a third of the time, w
 UNIT_WORKERS = 3
 # Then the unit modules, longest first (measured), for the free workers to share; a worker whose last e2e
 # scenario still runs takes the quickest instead (see PlacedWork). A module not named here runs last.
-UNIT_MODULE_ORDER = ("test_faults_release.py", "test_fuzz_config.py", "test_fault_matrix.py", "test_smoke_test.py",
+UNIT_MODULE_ORDER = ("test_faults_release.py", "test_faults_smoke.py", "test_fuzz_config.py", "test_fault_matrix.py",
+                     "test_smoke_test.py",
                      "test_release.py", "test_plan.py", "test_program.py", "test_hardening.py", "test_workflows.py",
                      "test_policy.py", "test_sandbox.py", "test_schemas.py", "test_entry_points.py",
                      "test_settings.py", "test_stackfile.py", "test_routes.py", "test_record.py",
