@@ -131,8 +131,12 @@ def recover(args: argparse.Namespace, runner: Runner, verb: str) -> int:
         hold.stop_renewing()
         if hold.state == "held":
             hold.state = "left"
-            runner.log(f"the release record stays in phase {hold.phase}: run `python scripts/release.py {verb}` "
-                       "again")
+            stack = args.routing_stack
+            # the killed run's `pulumi up` may have died with it, leaving the stack's lock in the backend
+            cancel = (f"if no pulumi command runs on stack {stack} any more (the lock's holder is gone): `pulumi "
+                      f"cancel --yes -s {stack}`, then " if stack in runner.events.maybe_locked else "")
+            runner.log(f"the release record stays in phase {hold.phase}: {cancel}run `python scripts/release.py "
+                       f"{verb}` again")
         raise
     write_junit(runner, args, recovery.suites + (analysis.suites() if analysis else []), raising=True)
     ends = plan.ends_with
