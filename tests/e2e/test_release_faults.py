@@ -66,17 +66,21 @@ def flipping(lines: list[str]) -> bool:
     return at >= 0 and "$ pulumi up" in text[at:]
 
 
-def pulumi_child(parent: int) -> int:
-    """The pid of the `pulumi` process that release.py (pid `parent`) runs now."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            name = stat.read_text().split("(", 1)[1].rsplit(")", 1)[0]
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == parent and name == "pulumi":
-            return int(stat.parent.name)
-    raise AssertionError(f"release.py (pid {parent}) runs no pulumi now")
+def pulumi_child(parent: int, timeout: float = 15) -> int:
+    """The pid of the `pulumi` process that release.py (pid `parent`) runs now. release.py prints a command before
+    it starts it, and a child is named `pulumi` only once its exec is done: so it is waited for, bounded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+                fields, name = text.rsplit(")", 1)[1].split(), text.split("(", 1)[1].rsplit(")", 1)[0]
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == parent and name == "pulumi":
+                return int(stat.parent.name)
+        time.sleep(0.02)
+    raise AssertionError(f"release.py (pid {parent}) ran no pulumi within {timeout:g}s")
 
 
 def by_hand(output: str) -> list[str]:
