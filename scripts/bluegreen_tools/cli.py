@@ -137,12 +137,13 @@ class Signals:
         self.forwarded_at: Optional[float] = None  # when the child was sent SIGINT
         self.deferred = 0  # > 0: a child is being started or waited for; never raise
         self.quiet = 0  # > 0: cleaning up; a signal stops the clean-up instead of raising
+        self.settled = False  # the run's outcome is decided: a signal is noted, never raised
         self.abandon = False
 
     def handle(self, signum: int, frame) -> None:
         self.received.append(signum)
         self.forward()
-        if len(self.received) > 1 or self.quiet:
+        if len(self.received) > 1 or not self.raises:
             self.abandon = True
         elif not self.deferred:
             raise Interrupted(signum)
@@ -160,6 +161,16 @@ class Signals:
     @property
     def first(self) -> Optional[int]:
         return self.received[0] if self.received else None
+
+    @property
+    def raises(self) -> bool:
+        """Whether a signal now interrupts the run (not while cleaning up, nor once its outcome is settled)."""
+        return not (self.quiet or self.settled)
+
+    def settle(self) -> None:
+        """The run's outcome is decided (it succeeded, or its last line is being written): from here on a signal
+        is noted, not raised."""
+        self.settled = True
 
     @contextmanager
     def cleaning(self) -> Iterator[None]:
@@ -245,7 +256,7 @@ def run_main(main: Callable[[], int], session: Optional[Session] = None) -> int:
         try:
             return main()
         except (Exception, KeyboardInterrupt) as error:  # SystemExit (argparse's exit 2) goes through
-            session.signals.quiet += 1  # a signal now must not interrupt the last line
+            session.signals.settle()  # a signal now must not interrupt the last line
             code, line = session.verdict(error)
             log(session.secrets.redact(one_line(session.prefix + line)))
             return code

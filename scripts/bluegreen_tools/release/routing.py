@@ -116,7 +116,7 @@ class Routing:
     def went_to_plan(self) -> None:
         """The change and its checks are done: from here on an error (a signal) does not undo it."""
         self.completed = True
-        self.runner.signals.quiet += 1  # a signal is noted, not raised, until the run ends: it succeeded
+        self.runner.signals.settle()  # it succeeded: a signal from here on is noted, not raised
         if self.hold is not None:
             self.hold.succeeded = True
 

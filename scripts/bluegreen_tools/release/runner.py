@@ -198,7 +198,7 @@ class Runner:
             self.events.maybe_locked.discard(stack)
         if ending:
             self.events.stopped.append(shown)
-        if len(signals.received) > before and not signals.quiet:
+        if len(signals.received) > before and signals.raises:
             raise Interrupted(signals.received[before], f"during `{shown}` ({ending or _exit_code(code)})")
         if timed_out:
             raise PulumiError(f"`{shown}` ran past its {self.limits[limit.dest]:g}s limit ({limit.flag}, or "
