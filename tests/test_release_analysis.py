@@ -180,3 +180,16 @@ def test_a_test_load_without_analysis_is_refused_before_anything_changes(world, 
     code, err = promote(world, capfd, "--test-load", "5")
     assert code == 1 and world.calls()[-1] == "stack output --json -s green" and world.lease() is None
     assert "--test-load drives traffic for the metric analysis" in err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("flag, value, says", [("--test-load", "5000", "--test-load 5000: it must be a number of "
+                                                "requests a second above 0 and at most 1000"),
+                                               ("--test-load", "lots", "'lots' is not a number of requests a second"),
+                                               ("--test-load-duration", "2h", "--test-load-duration 7200s: it must be "
+                                                "above 0s and at most 3600s"),
+                                               ("--test-load-duration", "soon", "'soon' is not a duration")])
+def test_a_test_load_flag_out_of_bounds_is_bad_usage_naming_the_flag(world, capfd, flag, value, says):
+    with pytest.raises(SystemExit) as exit:  # argparse's exit 2, which the error boundary lets through
+        promote(world, capfd, "--test-load", "5", flag, value)
+    assert exit.value.code == 2 and world.calls() == [] and world.lease() is None
+    assert says in capfd.readouterr().err.strip().splitlines()[-1]

@@ -25,14 +25,24 @@ MAX_BODY = 64 * 1024  # the answers are read (a connection is then reusable) but
 DEFAULT_TIMEOUT = 5.0
 
 
-def load_problem(rps: float, duration: float) -> Optional[str]:
-    """Why --test-load / --test-load-duration would not do, or None."""
+def rate_problem(rps: float) -> Optional[str]:
+    """Why --test-load RPS would not do, or None."""
     if not 0 < rps <= MAX_RPS:
         return f"--test-load {rps:g}: it must be a number of requests a second above 0 and at most {MAX_RPS}"
-    if not 0 < duration <= MAX_DURATION_SECONDS:
-        return (f"--test-load-duration {duration:g}s: it must be above 0s and at most {MAX_DURATION_SECONDS:g}s; the "
+    return None
+
+
+def duration_problem(seconds: float) -> Optional[str]:
+    """Why --test-load-duration would not do, or None."""
+    if not 0 < seconds <= MAX_DURATION_SECONDS:
+        return (f"--test-load-duration {seconds:g}s: it must be above 0s and at most {MAX_DURATION_SECONDS:g}s; the "
                 f"load should fill the analysis interval, e.g. --test-load-duration 30s")
     return None
+
+
+def load_problem(rps: float, duration: float) -> Optional[str]:
+    """Why --test-load / --test-load-duration would not do, or None."""
+    return rate_problem(rps) or duration_problem(duration)
 
 
 @dataclass

@@ -115,22 +115,26 @@ class ReleaseAnalysis:
 
 
 def load_rate(text: str) -> float:
+    """--test-load: requests a second, within analysis.load's bounds."""
     try:
         value = float(text)
     except ValueError:
-        value = -1.0
-    if not 0 < value <= load.MAX_RPS:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a request rate: give a number above 0 and at most "
-                                         f"{load.MAX_RPS:g} (requests a second)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of requests a second: give e.g. 20") from None
+    problem = load.rate_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 
 def load_duration(text: str) -> float:
-    """Seconds, as a number or a duration (30s, 2m, 1m30s)."""
+    """--test-load-duration: seconds, as a number or a duration (30s, 2m, 1m30s), within analysis.load's bounds."""
     milliseconds = duration_ms(text if not text.replace(".", "", 1).isdigit() else f"{text}s")
-    if milliseconds is None or not 0 < milliseconds <= 3_600_000:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration of at most an hour: give e.g. 30s or 2m")
-    return float(milliseconds) / 1000
+    if milliseconds is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: give e.g. 30s or 2m")
+    problem = load.duration_problem(milliseconds / 1000)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return milliseconds / 1000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
