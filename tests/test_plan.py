@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -18,10 +17,10 @@ import yaml
 from components.routes import color_for
 from components.settings import declared_defaults, parse_settings
 from harness.fault_matrix import memoized
+from harness.plan_runs import ROOT, commit, run, run_json, scratch_project, write_stack
 from bluegreen_tools import plan
 from bluegreen_tools.plan import simulate
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -35,44 +34,10 @@ GREEN = {**BLUE, "bluegreen:color": "green", "bluegreen:image": "registry.exampl
 ROUTING = {"bluegreen:active": "blue"}
 
 
-def write_stack(directory: Path, stack: str, config: dict) -> None:
-    (directory / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
-
-
-def git(directory: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=directory,
-                   check=True, capture_output=True)
-
-
-def commit(directory: Path, message: str = "base") -> None:
-    git(directory, "add", "-A")
-    git(directory, "commit", "-q", "-m", message)
-
-
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A scratch project (its own git repository) that plan.py reads instead of this one."""
-    git(tmp_path, "init", "-q")
-    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
-    write_stack(tmp_path, "blue", BLUE)
-    write_stack(tmp_path, "green", GREEN)
-    write_stack(tmp_path, "routing", ROUTING)
-    monkeypatch.setattr(plan, "ROOT", tmp_path)
-    return tmp_path
-
-
-def run(capsys, *argv):
-    try:
-        code = plan.main(list(argv))
-    except SystemExit as exit:  # argparse's own usage errors
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys, *argv):
-    code, out, err = run(capsys, *argv, "--format", "json")
-    return code, json.loads(out) if out else None, err
+    return scratch_project(tmp_path, monkeypatch, {"blue": BLUE, "green": GREEN, "routing": ROUTING})
 
 
 def virtual_service(report):

@@ -4,13 +4,9 @@ stack's before anything changes), and --set in the path form of `pulumi config s
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
 
 import pytest
-import yaml
 
-from bluegreen_tools import plan
 from bluegreen_tools.plan import simulate
 from bluegreen_tools.plan.config_path import PathError, parse_path, set_at_path, typed
 from bluegreen_tools.plan.gate import analysis_entry, gate_rows
@@ -19,9 +15,9 @@ from components.contract import ColorOutputs
 from components.guards import Unroutable, namespace_notices, unroutable
 from components.settings import parse_settings
 from harness.fault_matrix import memoized
+from harness.plan_runs import commit, run, run_json, scratch_project, write_stack
 from harness.stacks import BLUE_STACK, DEFAULTS, GREEN_STACK, color_outputs, deployed, run_stack
 
-ROOT = Path(__file__).resolve().parent.parent
 BLUE = {"bluegreen:color": "blue", "bluegreen:image": "registry.example.com/shop:v1.4.0", "bluegreen:replicas": 2}
 GREEN = {**BLUE, "bluegreen:color": "green", "bluegreen:image": "registry.example.com/shop:v2.0.0"}
 
@@ -31,34 +27,10 @@ def program_runs_memoized(monkeypatch):
     monkeypatch.setattr(simulate, "run_program", memoized(simulate.run_program))
 
 
-def write_stack(directory: Path, stack: str, config: dict) -> None:
-    (directory / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
-
-
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A scratch project (its own git repository) that plan.py reads: blue and green, routing to blue."""
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, timeout=30)
-    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
-    write_stack(tmp_path, "blue", BLUE)
-    write_stack(tmp_path, "green", GREEN)
-    write_stack(tmp_path, "routing", {"bluegreen:active": "blue"})
-    monkeypatch.setattr(plan, "ROOT", tmp_path)
-    return tmp_path
-
-
-def run(capsys, *argv):
-    try:
-        code = plan.main(list(argv))
-    except SystemExit as exit:  # argparse's own usage errors
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys, *argv):
-    code, out, err = run(capsys, *argv, "--format", "json")
-    return code, json.loads(out) if out else None, err
+    return scratch_project(tmp_path, monkeypatch, {"blue": BLUE, "green": GREEN, "routing": {"bluegreen:active": "blue"}})
 
 
 def objects(report, stack, kind):
@@ -264,9 +236,7 @@ def test_without_analysis_the_plan_says_the_smoke_tests_alone_gate_the_flip(proj
 
 def test_against_a_base_the_plan_lists_what_changes_in_the_gate(project, capsys):
     write_stack(project, "routing", {"bluegreen:active": "blue", "bluegreen:analysis": {"successRate": 99}})
-    subprocess.run(["git", "add", "-A"], cwd=project, check=True, timeout=30)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base"],
-                   cwd=project, check=True, timeout=30)
+    commit(project)
     write_stack(project, "routing", {"bluegreen:active": "blue",
                                      "bluegreen:analysis": {"successRate": 99.9, "dryRun": True}})
     code, report, _ = run_json(capsys, "--base", "HEAD", "--stack", "routing")
