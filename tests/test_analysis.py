@@ -532,3 +532,10 @@ def test_a_test_load_out_of_bounds_is_refused(rps, duration, problem):
     assert problem in load_problem(rps, duration)
     with pytest.raises(ValueError, match=problem):
         RunningLoad("http://127.0.0.1:1", ["/"], None, rps, duration)
+
+
+def test_a_load_whose_pacer_breaks_raises_in_wait_rather_than_reporting_no_load():
+    from decimal import Decimal
+    running = RunningLoad("http://127.0.0.1:1", ["/"], None, 5.0, Decimal("0.5")).start()  # float * Decimal
+    with pytest.raises(TypeError, match="Decimal"):
+        running.wait()

@@ -172,6 +172,7 @@ def test_promote_drives_its_test_load_before_judging_the_test_traffic(world, cap
     code, err = promote(world, capfd, "--test-load", "20", "--test-load-duration", "0.5s", "--check", "/api")
     assert code == 0, err
     assert "ok   test load: 20 requests a second to green for 0.5s" in err
+    assert "  test load: 10 requests in 0.5s (10 x 200; 0 without an answer, 0 skipped)" in err
     assert err.index("test load:") < err.index("analysis pre-promotion:")
 
 

@@ -79,7 +79,8 @@ class RunningLoad:
         self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._requests: set[threading.Thread] = set()
         self._dogs: set[Watchdog] = set()
-        self._pacer = threading.Thread(target=self._pace, name="test-load", daemon=True)
+        self._pacer = threading.Thread(target=self._paced, name="test-load", daemon=True)
+        self._broke: Optional[Exception] = None  # what stopped the pacer, raised by wait(): never a silent no-load
 
     def start(self) -> "RunningLoad":
         self._pacer.start()
@@ -100,7 +101,15 @@ class RunningLoad:
             requests = list(self._requests)
         for request in requests:
             request.join(self.timeout + 1.0)
+        if self._broke is not None:
+            raise self._broke
         return self.report
+
+    def _paced(self) -> None:
+        try:
+            self._pace()
+        except Exception as error:  # noqa: BLE001 - handed to wait(), in the caller's thread
+            self._broke = error
 
     def _pace(self) -> None:
         start = time.monotonic()

@@ -131,10 +131,11 @@ def load_duration(text: str) -> float:
     milliseconds = duration_ms(text if not text.replace(".", "", 1).isdigit() else f"{text}s")
     if milliseconds is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration: give e.g. 30s or 2m")
-    problem = load.duration_problem(milliseconds / 1000)
+    seconds = float(milliseconds) / 1000
+    problem = load.duration_problem(seconds)
     if problem:
         raise argparse.ArgumentTypeError(problem)
-    return milliseconds / 1000
+    return seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
