@@ -6,7 +6,9 @@
 Uses the sandbox in the environment ($BLUEGREEN_SANDBOX, from `. sandbox.env`) or starts one. In a
 throwaway copy of the project with blue live and green ready, it times, N times each, median shown:
   - a no-op `pulumi up -s routing` (nothing to change): the floor of any routing update;
-  - a bare flip: `pulumi config set active green` + `pulumi up -s routing`, and the rollback back;
+  - a bare flip: `pulumi config set active green` + `pulumi up -s routing`, and the rollback back; for each,
+    the time from the up returning, and from its start (what a user in an incident waits for), to the first
+    answer from the new color through the gateway (routed by what istiod pushes);
   - release.py's flip step (as its progress line reports it) and a whole `release.py rollback`;
   - the seed's flip: `kubectl apply` of the same VirtualService with the other subset;
   - a whole `release.py promote`, with its steps;
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from harness.sandbox_project import Project, make_project
 from sandbox import cluster
+from sandbox.xds_propagation import wait_for_deployment
 
 GOAL = 1.5
 STEP = re.compile(r"^ok\s+(.*) \((\d+\.\d+)s\)$")
@@ -57,19 +60,29 @@ def median(values: list[float]) -> str:
 def bench(project: Project, runs: int) -> float:
     up = ("up", "--yes", "--skip-preview", "-s", "routing")
     release = [sys.executable, str(project.folder / "scripts" / "release.py")]
+    url = project.env["BLUEGREEN_URL"]
     figures: dict[str, list[float]] = {name: [] for name in (
         "no-op pulumi up -s routing", "bare flip (config set + up)", "bare flip: the up alone",
-        "bare rollback (config set + up)", "release.py flip step", "release.py rollback (whole command)",
+        "bare flip: up returned -> first answer from green", "bare flip: up started -> first answer from green",
+        "bare rollback (config set + up)", "bare rollback: the up alone",
+        "bare rollback: up returned -> first answer from blue", "bare rollback: up started -> first answer from blue",
+        "release.py flip step", "release.py rollback (whole command)",
         "release.py promote (whole command)", "seed's flip: kubectl apply of the VirtualService")}
     promote_steps: dict[str, list[float]] = {}
     for _ in range(runs):
         figures["no-op pulumi up -s routing"].append(timed(lambda: project.pulumi(*up)))
-        start = time.monotonic()
-        project.pulumi("config", "set", "active", "green", "-s", "routing")
-        figures["bare flip: the up alone"].append(timed(lambda: project.pulumi(*up)))
-        figures["bare flip (config set + up)"].append(time.monotonic() - start)
-        figures["bare rollback (config set + up)"].append(timed(lambda: (
-            project.pulumi("config", "set", "active", "blue", "-s", "routing"), project.pulumi(*up))))
+        for color, name in (("green", "bare flip"), ("blue", "bare rollback")):
+            start = time.monotonic()
+            project.pulumi("config", "set", "active", color, "-s", "routing")
+            up_started = time.monotonic()
+            project.pulumi(*up)
+            returned = time.monotonic()
+            wait_for_deployment(url, f"myapp-{color}")  # users' first answer from the new color, through the gateway
+            answered = time.monotonic()
+            figures[f"{name} (config set + up)"].append(returned - start)
+            figures[f"{name}: the up alone"].append(returned - up_started)
+            figures[f"{name}: up returned -> first answer from {color}"].append(answered - returned)
+            figures[f"{name}: up started -> first answer from {color}"].append(answered - up_started)
         service = project.get("virtualservice.networking.istio.io", "myapp-blue-green")
         for route in service["spec"]["http"]:
             route["route"][0]["destination"]["subset"] = "green"

@@ -4,5 +4,6 @@ modules (one module per group of pieces under this folder: the pins), started on
     python -m sandbox build | up --env-file FILE | down --env-file FILE     (sandbox/__main__.py)
 
 build.py makes the pieces into a cache outside the repo; cluster.py starts and stops them; gateway.py is the
-ingress gateway and app stand-in (it emulates Envoy and the pods; it is neither).
+ingress gateway and app stand-in: an xDS client of istiod that routes by the config istiod pushes (it emulates
+Envoy's forwarding and the pods; it is neither).
 """

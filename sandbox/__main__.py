@@ -2,7 +2,9 @@
 
   build                 build the pinned pieces into a cache outside the repo (a no-op when up to date)
   up --env-file FILE    start the control plane on 127.0.0.1 and a Pulumi file backend; write
-                        `export NAME=value` lines to FILE (source it to use the sandbox)
+     [--gateway-namespace NS]
+                        `export NAME=value` lines to FILE (source it to use the sandbox); $BLUEGREEN_URL
+                        is the ingress gateway of namespace NS (default: default, the stacks' default)
   down --env-file FILE  stop what `up` started and remove its state (harmless when repeated)
 
 Exit status: 0 done, 1 failed (the message says why and what to run), 2 bad usage.
@@ -11,6 +13,7 @@ Exit status: 0 done, 1 failed (the message says why and what to run), 2 bad usag
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 from typing import Optional, Sequence
@@ -19,6 +22,13 @@ from bluegreen_tools.cli import run_main
 
 from .build import build
 from .cluster import down, up
+
+def namespace_name(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Kubernetes namespace name: use lowercase letters, digits "
+                                         f"and '-', at most 63, starting and ending with a letter or digit")
+    return text
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.split("\n\n")[0],
@@ -32,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument("--env-file", required=True, metavar="FILE", help="the file of `export NAME=value` lines")
         sub.set_defaults(handler=handler)
+        if name == "up":
+            sub.add_argument("--gateway-namespace", default="default", metavar="NS", type=namespace_name,
+                             help="the namespace whose Istio Gateways $BLUEGREEN_URL serves: the stacks' `namespace` "
+                                  "(default: default); istiod scopes each gateway to its own namespace")
     return parser
 
 

@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from bluegreen_tools.cli import EXIT_OK, Failure, log, step
 
@@ -71,6 +71,15 @@ class Sandbox:
         self.logs, self.pids, self.pki = (ensure_dir(folder / name) for name in ("logs", "pids", "pki"))
         self.kubeconfig = folder / "kubeconfig"
         self.processes: dict[str, subprocess.Popen] = {}
+
+    @classmethod
+    def of_env(cls, env: dict[str, str]) -> "Sandbox":
+        """The running sandbox an env file describes (read_env_file): its folder, and the build's binaries
+        (the bin/ first on its PATH that holds kubectl)."""
+        kubectl = shutil.which("kubectl", path=env["PATH"])
+        if kubectl is None:
+            raise Failure(f"no kubectl on the sandbox's PATH ({env['PATH']}): run `python -m sandbox build`")
+        return cls(Path(env["BLUEGREEN_SANDBOX"]), Path(kubectl).parent)
 
     def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen:
         """One component, in its own session (so it outlives this script), logging to logs/NAME.log."""
@@ -281,35 +290,22 @@ def install_provider(bin_dir: Path, home: Path) -> None:
         raise Failure(f"`pulumi plugin install resource kubernetes {version}` failed: {done.stderr.strip()[-500:]}")
 
 
-def start_gateway(sandbox: Sandbox, namespace: Optional[str] = None, route_by: str = "api") -> str:
-    """The gateway and app stand-ins (sandbox/gateway.py, which emulates Envoy's routing and stats): its URL.
-    With a namespace, one that sees that namespace only, recorded as gateway-NAMESPACE (gateway-xds-NAMESPACE
-    with route_by 'xds'; `down` stops it too).
-    route_by "api" re-derives routes from the API server's objects; "xds" routes by the Envoy config istiod
-    pushes (sandbox/xds_gateway.py; istiod's address from the env file's BLUEGREEN_ISTIOD_XDS).
-    Its Istio metrics are added to Prometheus's targets (prometheus/targets/NAME.json)."""
-    if route_by not in ("api", "xds"):
-        raise Failure(f"start_gateway: route_by is {route_by!r}: use 'api' or 'xds'")
-    port, metrics_port = free_port(), free_port()
-    name, only = (f"gateway-{namespace}", ["--namespace", namespace]) if namespace else ("gateway", [])
-    xds = []
-    if route_by == "xds":
-        name = name.replace("gateway", "gateway-xds", 1)  # beside the emulating one of the same namespace
-        ports = sandbox.folder / "istiod" / "ports.json"  # istiod's record of its ports (sandbox/istiod.py)
-        if not ports.exists():
-            raise Failure(f"start_gateway(route_by='xds'): no {ports}: this sandbox has no istiod; `python -m "
-                          f"sandbox up` starts one")
-        address = f"127.0.0.1:{json.loads(ports.read_text())['grpc']}"
-        xds = ["--route-by", "xds", "--xds-address", address]
-        if namespace:
-            apply_gateway_service(sandbox, namespace)
-    what = "the Envoy config istiod pushes" if xds else "what the API server holds"
-    with step(f"start the gateway stand-in{f' for namespace {namespace}' if namespace else ''} "
-              f"(it emulates Envoy's routing by {what}, and Envoy's stats)"):
+def start_gateway(sandbox: Sandbox, namespace: str) -> str:
+    """The gateway and app stand-ins for one namespace (sandbox/gateway.py: routed by the Envoy config istiod
+    pushes, Envoy's forwarding and stats emulated): its URL. Recorded as gateway-NAMESPACE (`down` stops it);
+    its Istio metrics are added to Prometheus's targets (prometheus/targets/NAME.json)."""
+    ports = sandbox.folder / "istiod" / "ports.json"  # istiod's record of its ports (sandbox/istiod.py)
+    if not ports.exists():
+        raise Failure(f"start_gateway: no {ports}: this sandbox has no istiod; `python -m sandbox up` starts one")
+    address = f"127.0.0.1:{json.loads(ports.read_text())['grpc']}"
+    apply_gateway_service(sandbox, namespace)
+    port, metrics_port, name = free_port(), free_port(), f"gateway-{namespace}"
+    with step(f"start the gateway stand-in for namespace {namespace} (routed by istiod's xDS; Envoy's forwarding "
+              f"and stats emulated)"):
         sandbox.start(name, [sys.executable, "-m", "sandbox.gateway",
                              "--kubeconfig", str(sandbox.kubeconfig), "--port", str(port),
                              "--control", str(ensure_dir(sandbox.folder / "apps")),
-                             "--metrics-port", str(metrics_port), *only, *xds])
+                             "--metrics-port", str(metrics_port), "--namespace", namespace, "--xds-address", address])
         sandbox.wait(name, "an answer", http_answers(f"http://127.0.0.1:{port}/"))
         sandbox.wait(name, "its /metrics", http_ok(f"http://127.0.0.1:{metrics_port}/metrics"))
         add_scrape_target(sandbox.folder, name, metrics_port)
@@ -347,7 +343,7 @@ def up(args: argparse.Namespace) -> int:
         start_control_plane(sandbox, target / "share")
         istiod_env = start_istiod(sandbox)
         prometheus_env = start_prometheus(sandbox, free_port, http_ok)
-        url = start_gateway(sandbox)
+        url = start_gateway(sandbox, args.gateway_namespace)
         home = ensure_dir(folder / "pulumi-home")
         with step("install the provider as a Pulumi plugin (in the sandbox's PULUMI_HOME)"):
             install_provider(sandbox.bin, home)

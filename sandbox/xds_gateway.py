@@ -1,4 +1,4 @@
-"""The gateway stand-in routing by what istiod pushes over xDS (`python -m sandbox.gateway --route-by xds`).
+"""How the gateway stand-in (`python -m sandbox.gateway`) routes a request: by what istiod pushes over xDS.
 
 Istio's translation of the project's Gateway, VirtualService and DestinationRule into Envoy config is real
 here: sandbox/xds.py connects to istiod as the ingress gateway's Envoy (a `router` node in the project's
@@ -9,8 +9,8 @@ decided by sandbox/envoy_routes.py on that snapshot: the listener on port 8080 (
 the cluster `outbound|<port>|<subset>|<host>` and that cluster's endpoints from istiod's EDS.
 What stays EMULATED: Envoy's matching (envoy_routes.py) and its forwarding (this module): an endpoint
 (a pod IP) is mapped to the pod with that IP, and through its ReplicaSet to its Deployment, whose app
-stand-in (sandbox/apps.py) answers; timeouts, retries and header operations are applied here. The
-metrics are counted as in the emulating mode (sandbox/telemetry.py).
+stand-in (sandbox/apps.py) answers; timeouts, retries and header operations are applied here. Each
+request is counted in Istio's standard metrics (sandbox/telemetry.py).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def gateway_node(namespace: Optional[str]) -> GatewayNode:
 
 def xds_handler(client: AdsClient, pods_of, apps: Apps, telemetry: Optional[Telemetry] = None):
     """The request handler; `pods_of()` lists the pods the endpoints are looked up in (re-read at most every
-    0.5 s by gateway.Cluster)."""
+    0.5 s by gateway.Pods)."""
     counter = itertools.count()
 
     class XdsGateway(BaseHTTPRequestHandler):
@@ -74,7 +74,7 @@ def xds_handler(client: AdsClient, pods_of, apps: Apps, telemetry: Optional[Tele
                                             f"{LISTENER_PORT} pushed by istiod (yet)", []))
                 return
             destination, status, flag, body = self.forward(decision, headers)
-            if telemetry is not None:  # counted before the body goes out, as in the emulating mode
+            if telemetry is not None:  # counted before the body goes out: a client with its answer finds it counted
                 telemetry.record(destination, status, flag, (time.monotonic() - started) * 1000)
             self.wfile.write(body)
 

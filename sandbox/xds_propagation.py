@@ -1,8 +1,8 @@
-"""How long a VirtualService change takes to reach users through the xDS-routed gateway stand-in.
+"""How long a VirtualService change takes to reach users through the gateway stand-in (routed by istiod's xDS).
 
 `propagation_times(project, runs)`: for each run, flip the default route's subset (blue <-> green) with
 `kubectl patch` and time from the API server accepting it (kubectl returning) to the first answer of the
-xDS-routed gateway from the new color: istiod's debounce and push, the ADS client's update, the decision.
+gateway from the new color: istiod's debounce and push, the ADS client's update, the decision.
 The project's VirtualService is put back to its color at the end. For benchmarks/bench_flip.py and the
 e2e test (tests/e2e/test_gateway_xds.py); `project` is a tests/harness/sandbox_project.Project.
 """
@@ -14,7 +14,6 @@ import statistics
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any, Mapping, Optional
 
 VIRTUAL_SERVICE = "virtualservice.networking.istio.io/myapp-blue-green"
@@ -61,18 +60,12 @@ def set_default_color(project, index: int, color: str) -> None:
     project.kubectl("patch", VIRTUAL_SERVICE, "-n", project.namespace, "--type", "json", "-p", json.dumps(patch))
 
 
-def propagation_times(project, runs: int, url: Optional[str] = None) -> list[float]:
-    """Seconds from each flip's acceptance by the API server to the xDS-routed gateway's first answer from the
-    new color. Without `url`, an xDS-routed gateway is started for the project's namespace, and stopped after."""
-    from . import cluster
-
+def propagation_times(project, runs: int) -> list[float]:
+    """Seconds from each flip's acceptance by the API server to the project's gateway's first answer from the
+    new color."""
     if runs < 1:
         raise ValueError(f"runs is {runs}: give 1 or more")
-    folder = Path(project.env["BLUEGREEN_SANDBOX"])
-    started_here = url is None
-    if started_here:
-        sandbox = cluster.Sandbox(folder, cluster.build_dir() / "bin")
-        url = cluster.start_gateway(sandbox, project.namespace, route_by="xds")
+    url = project.env["BLUEGREEN_URL"]
     stored = json.loads(project.kubectl("get", VIRTUAL_SERVICE, "-n", project.namespace, "-o", "json").stdout)
     index = default_route_index(stored)
     original = stored["spec"]["http"][index]["route"][0]["destination"]["subset"]
@@ -93,8 +86,6 @@ def propagation_times(project, runs: int, url: Optional[str] = None) -> list[flo
     finally:
         if color != original:
             set_default_color(project, index, original)
-        if started_here:
-            cluster.stop_recorded(folder, only=f"gateway-xds-{project.namespace}")
     return times
 
 

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pulumi_policy
-import pytest
 import yaml
 from pulumi_policy.proxy import unknown_checking_proxy
 

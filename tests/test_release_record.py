@@ -68,7 +68,7 @@ def test_resume_finishes_a_killed_promote_from_its_phase_on_another_host(world, 
     assert world.outputs("routing") == {"active": "green", "activeRelease": "v2"}
     lease = world.lease()
     assert lease.free and lease.record.phase == "done" and lease.last_live.color == "green"
-    assert f"resume: promote of green (release v2) by alice@ci-7" in err and f"phase {phase}" in err
+    assert "resume: promote of green (release v2) by alice@ci-7" in err and f"phase {phase}" in err
     assert line(err) == ("resume done: users on green, no test route; commit Pulumi.routing.yaml: bluegreen:active: "
                          "green, no bluegreen:test")
 

@@ -1,4 +1,4 @@
-"""The sandbox (sandbox/) and the gateway stand-in, without a build: pins, stages, env files, routing rules."""
+"""The sandbox (sandbox/), without a build: pins, stages, env files, the run order, Prometheus's targets."""
 
 from __future__ import annotations
 
@@ -12,11 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.loopback import serve
 from sandbox import build
 from sandbox import cluster as sandbox_cluster
-from sandbox import gateway as sandbox_gateway
-from sandbox.gateway import resolve
 
 ROOT = build.ROOT
 
@@ -108,95 +105,6 @@ def test_usage_errors_exit_2():
     done = subprocess.run([sys.executable, "-m", "sandbox", "up"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2 and "--env-file" in done.stderr
-
-
-# --- the gateway stand-in's routing --------------------------------------------------------------------
-
-def obj(kind_namespace: str, name: str, spec=None, **extra):
-    return {"metadata": {"namespace": kind_namespace, "name": name, **extra.pop("metadata", {})},
-            "spec": spec or {}, **extra}
-
-
-def pod(name: str, labels: dict, ready: bool = True, phase: str = "Running"):
-    return obj("shop", name, metadata={"labels": labels}, status={
-        "phase": phase, "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]})
-
-
-def cluster(http, pods=(), subsets=("blue", "green"), hosts=("*",)):
-    return {
-        "gateways": [obj("shop", "myapp-gateway", {"selector": {"istio": "ingressgateway"},
-                                                   "servers": [{"port": {"number": 80}, "hosts": list(hosts)}]})],
-        "virtualservices": [obj("shop", "myapp-blue-green", {"hosts": list(hosts), "gateways": ["myapp-gateway"],
-                                                             "http": http})],
-        "destinationrules": [obj("shop", "myapp-blue-green", {"host": "myapp", "subsets": [
-            {"name": s, "labels": {"color": s}} for s in subsets]})],
-        "services": [obj("shop", "myapp", {"selector": {"app": "myapp"}})],
-        "pods": list(pods),
-        "deployments": [],
-    }
-
-
-def route(name, subset, match=None):
-    return {"name": name, **({"match": match} if match else {}),
-            "route": [{"destination": {"host": "myapp", "subset": subset}}]}
-
-
-TEST_ROUTE = route("myapp-test", "green", [{"headers": {"cookie": {"regex": "^(.*;[ \t]*)?test=true([ \t]*;.*)?$"}}}])
-PODS = [pod("b1", {"app": "myapp", "color": "blue"}), pod("g1", {"app": "myapp", "color": "green"})]
-
-
-@pytest.mark.parametrize("cookie, color", [
-    ("test=true", "green"), ("a=b; test=true", "green"), ("test=true2", "blue"), ("xtest=true", "blue"), (None, "blue"),
-])
-def test_the_gateway_applies_the_first_matching_route_with_a_whole_value_regex(cookie, color):
-    objects = cluster([TEST_ROUTE, route("myapp-default", "blue")], PODS)
-    routed = resolve(objects, "shop.example.com", 80, {"cookie": cookie} if cookie else {}, "/")
-    assert routed.status == 200
-    assert [p["metadata"]["labels"]["color"] for p in routed.pods] == [color]
-
-
-def test_no_ready_pod_in_the_subset_leaves_no_upstream():
-    objects = cluster([route("myapp-default", "green")], [PODS[0], pod("g2", {"app": "myapp", "color": "green"},
-                                                                       ready=False)])
-    assert resolve(objects, "h", 80, {}, "/").pods == []
-
-
-def test_an_unknown_subset_leaves_no_upstream_and_no_route_is_a_404():
-    assert resolve(cluster([route("d", "purple")], PODS), "h", 80, {}, "/").pods == []
-    assert resolve(cluster([TEST_ROUTE], PODS), "h", 80, {}, "/").status == 404
-    assert resolve(cluster([route("d", "blue")], PODS, hosts=("shop.example.com",)), "other.example.com", 80, {},
-                   "/").status == 404
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pki")
-    sandbox_cluster.make_certificates(folder)  # RSA keys: made once for the module
-    return folder
-
-
-@pytest.mark.parametrize("namespace, prefix", [(None, ""), ("shop", "/namespaces/shop")])
-def test_a_gateway_given_a_namespace_reads_that_namespace_only(tmp_path, pki, namespace, prefix):
-    asked = []
-
-    def api_server(path, headers):
-        asked.append(path)
-        return 200, {"content-type": "application/json"}, b'{"items": []}'
-
-    with serve(api_server) as url:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(json.dumps({"clusters": [{"cluster": {
-            "server": url, "certificate-authority": str(pki / "ca.crt")}}], "users": [{"user": {"token": "t"}}]}))
-        sandbox_gateway.Cluster(kubeconfig, namespace).refresh()
-    istio = "/apis/networking.istio.io/v1"
-    assert sorted(asked) == sorted([f"{istio}{prefix}/gateways", f"{istio}{prefix}/virtualservices",
-                                    f"{istio}{prefix}/destinationrules", f"/api/v1{prefix}/services",
-                                    f"/api/v1{prefix}/pods", f"/apis/apps/v1{prefix}/deployments"])
-
-
-def test_istio_durations():
-    assert sandbox_gateway.seconds("30s") == 30 and sandbox_gateway.seconds("500ms") == 0.5
-    assert sandbox_gateway.seconds("1m30s") == 90 and sandbox_gateway.seconds(None) is None
 
 
 def test_every_test_module_has_its_place_in_the_run_order():
@@ -294,88 +202,6 @@ def test_a_bad_control_file_is_refused_naming_the_key_and_the_fix(text, named):
 
     with pytest.raises(ValueError, match=re.escape(named)):
         parse_behaviour(text)
-
-
-class StillCluster:
-    """The gateway's view of the cluster, fixed."""
-
-    def __init__(self, objects):
-        self.objects = objects
-
-    def refresh(self) -> None:
-        pass
-
-
-@pytest.fixture
-def metered_gateway(tmp_path):
-    """A gateway on loopback routing shop's test cookie to green and the rest to blue, its Istio metrics kept."""
-    from http.server import ThreadingHTTPServer
-    import threading
-
-    from sandbox.apps import Apps
-    from sandbox.telemetry import Telemetry
-
-    owner = {"ownerReferences": [{"kind": "ReplicaSet", "name": "myapp-green-5d9f7"}]}
-    pods = [pod("b1", {"app": "myapp", "color": "blue", "version": "v1"}),
-            obj("shop", "g1", metadata={"labels": {"app": "myapp", "color": "green", "version": "v2"}, **owner},
-                status={"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})]
-    objects = cluster([TEST_ROUTE, route("myapp-default", "blue")], pods)
-    telemetry = Telemetry()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), sandbox_gateway.gateway_handler(
-        StillCluster(objects), Apps(tmp_path), 80, telemetry))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", tmp_path, objects, telemetry
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_the_gateway_counts_each_request_with_the_labels_an_istio_ingress_gateway_reports(metered_gateway):
-    import requests
-
-    url, control, objects, telemetry = metered_gateway
-    (control / "shop").mkdir()
-    (control / "shop" / "myapp-green.json").write_text('{"errorRate": 1}')
-    codes = [requests.get(url, headers={"cookie": "test=true"}, timeout=10).status_code for _ in range(3)]
-    codes.append(requests.get(url, timeout=10).status_code)
-    assert codes == [500, 500, 500, 200]
-    green = {"reporter": "source", "source_workload": "istio-ingressgateway", "destination_workload": "myapp-green",
-             "destination_workload_namespace": "shop", "destination_app": "myapp", "destination_version": "v2",
-             "destination_service": "myapp.shop.svc.cluster.local", "destination_service_name": "myapp",
-             "destination_service_namespace": "shop", "request_protocol": "http", "response_code": "500",
-             "response_flags": "-"}
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for metric in telemetry.registry.collect() for s in metric.samples}
-
-    def value(name, **labels):
-        found = [v for (n, ls), v in samples.items() if n == name and labels.items() <= dict(ls).items()]
-        return sum(found)
-    assert value("istio_requests_total", **green) == 3
-    assert value("istio_request_duration_milliseconds_count", **green) == 3
-    assert value("istio_request_duration_milliseconds_bucket", **green, le="+Inf") == 3
-    assert value("istio_requests_total", destination_workload="b1", destination_version="v1", response_code="200") == 1
-    objects["pods"][:] = []  # no pod ready: Envoy's 503 UH; a host no route serves: 404 NR
-    assert requests.get(url, timeout=10).status_code == 503
-    objects["virtualservices"][:] = []
-    assert requests.get(url, timeout=10).status_code == 404
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for metric in telemetry.registry.collect() for s in metric.samples}
-    assert value("istio_requests_total", response_code="503", response_flags="UH", destination_workload="unknown",
-                 destination_service="myapp.shop.svc.cluster.local") == 1
-    assert value("istio_requests_total", response_code="404", response_flags="NR", destination_service="unknown") == 1
-    assert not any(name.endswith("_created") for name, _ in samples)  # Envoy has no such series
-
-
-@pytest.mark.parametrize("argv, named", [
-    (["--route-by", "envoy"], "--route-by"),
-    (["--route-by", "xds"], "--xds-address"),
-])
-def test_the_gateway_refuses_a_routing_mode_it_cannot_run_naming_the_flag(tmp_path, monkeypatch, capsys, argv, named):
-    monkeypatch.delenv("BLUEGREEN_ISTIOD_XDS", raising=False)
-    with pytest.raises(SystemExit) as stopped:
-        sandbox_gateway.main(["--kubeconfig", str(tmp_path / "k"), "--port", "1", "--control", str(tmp_path), *argv])
-    assert stopped.value.code == 2 and named in capsys.readouterr().err
 
 
 def test_istiod_scopes_gateways_to_their_namespace_and_the_ingress_service_maps_80_to_8080(tmp_path):

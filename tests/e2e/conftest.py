@@ -21,7 +21,7 @@ import pytest
 
 from harness.e2e_tier import SHARED_SANDBOX_DIR, e2e_unavailable, stop_sandbox
 from harness.released_project import STACKS, Released
-from harness.sandbox_project import ROOT, Project, make_project
+from harness.sandbox_project import Project, make_project
 from sandbox import cluster as sandbox_script
 
 SANDBOX_VARIABLES = ("PATH", "KUBECONFIG", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_HOME", "PULUMI_SKIP_UPDATE_CHECK",

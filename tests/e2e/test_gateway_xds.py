@@ -1,4 +1,4 @@
-"""The gateway stand-in routing by what istiod pushes (sandbox/xds_gateway.py): Istio's own translation of the
+"""The gateway stand-in routes by what istiod pushes (sandbox/xds_gateway.py): Istio's own translation of the
 project's Gateway, VirtualService and DestinationRule, deployed with the real CLI, decides where users go."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from components.routes import color_for
 from harness.sandbox_project import make_project
-from sandbox import cluster
 from sandbox.xds_propagation import answered_by, propagation_times, wait_for_deployment
 
 TOKEN = "xds-e2e-test-token-0123456789abcdef"
@@ -21,20 +21,16 @@ WAIT = 30.0  # seconds for istiod to push a change: a bound, not a figure
 
 @pytest.fixture(scope="module")
 def xds_project(sandbox_env, tmp_path_factory):
-    """Blue live, green under test behind the cookie, with an emulating and an xDS-routed gateway."""
+    """Blue live, green under test behind the cookie."""
     project = make_project(tmp_path_factory.mktemp("xds") / "project", sandbox_env)
-    folder = Path(project.env["BLUEGREEN_SANDBOX"])
     try:
         project.deploy_both_colors()
         project.pulumi("config", "set", "--secret", "testToken", TOKEN, "-s", "routing")
         project.pulumi("config", "set", "test", "green", "-s", "routing")
         project.up("routing")
-        sandbox = cluster.Sandbox(folder, cluster.build_dir() / "bin")
-        project.env["XDS_URL"] = cluster.start_gateway(sandbox, project.namespace, route_by="xds")
-        wait_for_deployment(project.env["XDS_URL"], "myapp-green", WAIT, {"cookie": TESTER})
+        wait_for_deployment(project.env["BLUEGREEN_URL"], "myapp-green", WAIT, {"cookie": TESTER})
         yield project
     finally:
-        cluster.stop_recorded(folder, only=f"gateway-xds-{project.namespace}")
         project.cleanup()
 
 
@@ -43,7 +39,7 @@ def answer(url: str, path: str = "/", headers: dict | None = None) -> requests.R
 
 
 def test_users_reach_blue_and_the_test_cookie_reaches_green_by_istiods_config(xds_project):
-    url = xds_project.env["XDS_URL"]
+    url = xds_project.env["BLUEGREEN_URL"]
     user, tester = answer(url, "/"), answer(url, "/", {"cookie": f"a=b; {TESTER}"})
     assert (user.status_code, user.headers["x-sandbox-deployment"], user.headers["x-bluegreen-color"]) == \
         (200, "myapp-blue", "blue")
@@ -52,12 +48,12 @@ def test_users_reach_blue_and_the_test_cookie_reaches_green_by_istiods_config(xd
     assert "x-sandbox-gateway" not in user.headers  # the app answered, not the gateway
 
 
-def test_the_xds_routed_gateway_counts_requests_as_the_emulating_one_does(xds_project):
-    url = xds_project.env["XDS_URL"]
+def test_the_gateway_counts_requests_in_istios_metrics_with_the_destination_istiod_named(xds_project):
+    url = xds_project.env["BLUEGREEN_URL"]
     for _ in range(3):
         answer(url, "/", {"cookie": TESTER})
     target = Path(xds_project.env["BLUEGREEN_SANDBOX"]) / "prometheus" / "targets" / \
-        f"gateway-xds-{xds_project.namespace}.json"
+        f"gateway-{xds_project.namespace}.json"
     metrics_url = "http://" + json.loads(target.read_text())[0]["targets"][0] + "/metrics"
     lines = [line for line in requests.get(metrics_url, timeout=10).text.splitlines()
              if line.startswith("istio_requests_total{") and 'destination_workload="myapp-green"' in line]
@@ -67,27 +63,31 @@ def test_the_xds_routed_gateway_counts_requests_as_the_emulating_one_does(xds_pr
     assert float(lines[0].rsplit(" ", 1)[1]) >= 3
 
 
-def test_the_xds_routed_gateway_agrees_with_the_emulating_one_on_a_table_of_requests(xds_project):
-    emulating, xds = xds_project.env["BLUEGREEN_URL"], xds_project.env["XDS_URL"]
-    cookies = ["", TESTER, f"a=b; {TESTER}", f"{TESTER}; a=b", "test=true", f"xtest={TOKEN}", f"{TESTER}x"]
+def test_istios_routing_agrees_with_the_programs_own_model_of_who_reaches_which_color(xds_project):
+    """components/routes.color_for (what plan.py shows) on the stored VirtualService, against the gateway."""
+    url = xds_project.env["BLUEGREEN_URL"]
+    http = xds_project.get("virtualservice.networking.istio.io", "myapp-blue-green")["spec"]["http"]
+    cookies = ["", TESTER, f"a=b; {TESTER}", f"{TESTER}; a=b", "test=true", f"xtest={TOKEN}", f"{TESTER}x",
+               f"a=b;{TESTER}", f"TEST={TOKEN}"]
     paths = ["/", "/ready", "/api/health?full=1", "/a/b/c"]
     extra = [{}, {"x-request-id": "abc"}, {"host": "bluegreen.example.com"}]
-    table = [(path, cookie, headers) for path in paths for cookie in cookies for headers in extra]
     disagreements = []
-    for path, cookie, headers in table:
-        sent = {**headers, **({"cookie": cookie} if cookie else {})}
-        seen = [answer(url, path, sent) for url in (emulating, xds)]
-        outcome = [(r.status_code, r.headers.get("x-sandbox-deployment"), r.headers.get("x-bluegreen-color"))
-                   for r in seen]
-        if outcome[0] != outcome[1]:
-            disagreements.append((path, cookie, headers, outcome))
+    for path in paths:
+        for cookie in cookies:
+            for headers in extra:
+                sent = {**headers, **({"cookie": cookie} if cookie else {})}
+                modelled = color_for(http, sent, path)
+                got = answer(url, path, sent)
+                outcome = (got.status_code, got.headers.get("x-sandbox-deployment"))
+                if outcome != (200, f"myapp-{modelled}"):
+                    disagreements.append((path, cookie, headers, modelled, outcome))
     assert not disagreements, disagreements
-    colors = {answered_by(xds, {"cookie": c} if c else {})[1] for c in cookies}
+    colors = {answered_by(url, {"cookie": c} if c else {})[1] for c in cookies}
     assert colors == {"myapp-blue", "myapp-green"}  # the table exercises both routes
 
 
 def test_a_flip_moves_users_to_green_within_a_bounded_wait_and_a_rollback_moves_them_back(xds_project):
-    url = xds_project.env["XDS_URL"]
+    url = xds_project.env["BLUEGREEN_URL"]
     xds_project.pulumi("config", "set", "active", "green", "-s", "routing")
     xds_project.pulumi("config", "rm", "test", "-s", "routing")
     try:
@@ -99,11 +99,11 @@ def test_a_flip_moves_users_to_green_within_a_bounded_wait_and_a_rollback_moves_
         xds_project.pulumi("config", "set", "test", "green", "-s", "routing")
         xds_project.up("routing")
     wait_for_deployment(url, "myapp-blue", WAIT)
-    assert answered_by(url, {"cookie": TESTER}) == (200, "myapp-green")
+    wait_for_deployment(url, "myapp-green", WAIT, {"cookie": TESTER})
 
 
-def test_a_virtualservice_change_reaches_the_xds_routed_gateway_in_well_under_a_second(xds_project):
-    times = propagation_times(xds_project, 5, url=xds_project.env["XDS_URL"])
+def test_a_virtualservice_change_reaches_the_gateway_in_well_under_a_second(xds_project):
+    times = propagation_times(xds_project, 5)
     print(f"propagation: {[round(t, 3) for t in times]}")
     assert len(times) == 5 and statistics.median(times) < 5.0
-    assert answered_by(xds_project.env["XDS_URL"]) == (200, "myapp-blue")  # put back as it was
+    assert answered_by(xds_project.env["BLUEGREEN_URL"]) == (200, "myapp-blue")  # put back as it was

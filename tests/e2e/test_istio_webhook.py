@@ -6,29 +6,21 @@ Istio objects."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from sandbox.build import build_dir
 from sandbox.cluster import Sandbox, stop_recorded
-from sandbox.istiod import start_istiod, webhook_answers
+from sandbox.istiod import webhook_answers
 
 NAMESPACE = "istio-webhook-e2e"
 DENIED = 'admission webhook "validation.istio.io" denied the request'
 
 
 @pytest.fixture(scope="module")
-def mesh(request) -> Sandbox:
-    """The private sandbox, with istiod: the one `up` started, else one started here on the build's binary."""
-    if not os.environ.get("BLUEGREEN_SANDBOX") and not (build_dir() / "bin" / "pilot-discovery").exists():
-        pytest.skip(f"the build in {build_dir()} has no pilot-discovery: build it (sandbox/build.py's Istio piece)")
-    env = request.getfixturevalue("private_sandbox_env")  # after the check: a sandbox's start costs ~10 s
-    sandbox = Sandbox(Path(env["BLUEGREEN_SANDBOX"]), Path(shutil.which("kubectl", path=env["PATH"])).parent)
-    if "BLUEGREEN_ISTIOD_XDS" not in env:
-        start_istiod(sandbox)
+def mesh(private_sandbox_env) -> Sandbox:
+    """The private sandbox, with the istiod `up` started."""
+    sandbox = Sandbox.of_env(private_sandbox_env)
     created = sandbox.kubectl("create", "namespace", NAMESPACE)
     assert created.returncode == 0, created.stderr
     yield sandbox

@@ -83,6 +83,12 @@ def pulumi_child(parent: int, timeout: float = 15) -> int:
     raise AssertionError(f"release.py (pid {parent}) ran no pulumi within {timeout:g}s")
 
 
+def holds_lock(project: Project, stack: str) -> bool:
+    """Whether an update holds `stack`'s lock in the project's file backend (.pulumi/locks/ORG/PROJECT/STACK/)."""
+    backend = Path(project.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    return any(backend.glob(f".pulumi/locks/*/*/{stack}/*.json"))
+
+
 def by_hand(output: str) -> list[str]:
     """The commands release.py printed under "to finish by hand:", in order."""
     lines = output.splitlines()
@@ -128,7 +134,7 @@ def test_the_api_server_stopped_during_the_flip_ends_in_a_known_state(live):
     try:
         code, output = promote.finish()
     finally:
-        sandbox_script.Sandbox(sandbox, sandbox / "bin").restart("kube-apiserver")
+        sandbox_script.Sandbox.of_env(live.env).restart("kube-apiserver")
         deadline = time.monotonic() + 60
         while live.kubectl("get", "--raw", "/readyz", check=False).code != 0:
             assert time.monotonic() < deadline, "kube-apiserver did not come back"
@@ -149,8 +155,12 @@ def test_the_api_server_stopped_during_the_flip_ends_in_a_known_state(live):
 def test_pulumi_killed_mid_flip_leaves_the_exact_recovery_and_a_true_status(live):
     promote = Watched(live, "promote", "green", "--settle", SETTLE)
     promote.wait_for(flipping)
-    time.sleep(2)  # the update has taken the stack's lock by now
-    os.killpg(pulumi_child(promote.process.pid), signal.SIGKILL)
+    pulumi = pulumi_child(promote.process.pid)
+    deadline = time.monotonic() + 15
+    while not holds_lock(live, "routing"):  # killed once it holds the lock, the update leaves it held
+        assert time.monotonic() < deadline, "the flip's pulumi up took no lock on the routing stack within 15s"
+        time.sleep(0.02)
+    os.killpg(pulumi, signal.SIGKILL)
     code, output = promote.finish()
     assert code == 1, output
     assert "Traceback" not in output and "killed by SIGKILL" in output

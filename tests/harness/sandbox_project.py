@@ -93,9 +93,10 @@ class Project:
                 self.pulumi("config", "set", "namespace", self.namespace, "-s", stack)
 
     def cleanup(self) -> None:
-        """Stop the project's gateway; delete its namespace (not waiting): the sandbox stays small across scenarios."""
-        sandbox_script.stop_recorded(Path(self.env["BLUEGREEN_SANDBOX"]), only=f"gateway-{self.namespace}")
+        """Stop the project's gateway; delete its namespace (not waiting): the sandbox stays small across scenarios.
+        Namespace default's gateway and namespace are the sandbox's own (`up` started it): they stay."""
         if self.namespace != "default":
+            sandbox_script.stop_recorded(Path(self.env["BLUEGREEN_SANDBOX"]), only=f"gateway-{self.namespace}")
             self.kubectl("delete", "namespace", self.namespace, "--wait=false", check=False)
 
     def deploy_both_colors(self, *extra_stacks: str) -> None:
@@ -128,7 +129,8 @@ class Project:
 
 def make_project(folder: Path, env: dict[str, str], namespace: str = "") -> Project:
     """Copy the project into `folder`, with its own file backend, (unless given) a fresh namespace, and a
-    gateway stand-in that sees that namespace only ($BLUEGREEN_URL): projects share the sandbox."""
+    gateway stand-in that serves that namespace only ($BLUEGREEN_URL): projects share the sandbox. In namespace
+    default, the gateway is the one `python -m sandbox up` started for it, as in the README's quickstart."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         source = ROOT / name
@@ -145,7 +147,6 @@ def make_project(folder: Path, env: dict[str, str], namespace: str = "") -> Proj
                       namespace or f"e2e-{secrets.token_hex(4)}")
     if project.namespace != "default":
         project.kubectl("create", "namespace", project.namespace)
-    sandbox = Path(env["BLUEGREEN_SANDBOX"])
-    project.env["BLUEGREEN_URL"] = sandbox_script.start_gateway(sandbox_script.Sandbox(sandbox, sandbox / "bin"),
-                                                                project.namespace)
+        project.env["BLUEGREEN_URL"] = sandbox_script.start_gateway(sandbox_script.Sandbox.of_env(env),
+                                                                    project.namespace)
     return project

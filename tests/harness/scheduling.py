@@ -19,7 +19,7 @@ UNIT_MODULE_ORDER = ("test_faults_release.py", "test_faults_smoke.py", "test_fuz
                      "test_release.py", "test_plan.py", "test_program.py", "test_hardening.py", "test_workflows.py",
                      "test_policy.py", "test_sandbox.py", "test_schemas.py", "test_entry_points.py",
                      "test_settings.py", "test_stackfile.py", "test_routes.py", "test_record.py",
-                     "test_engine_errors.py", "test_istiod.py", "test_xds.py", "test_analysis.py",
+                     "test_engine_errors.py", "test_istiod.py", "test_xds.py", "test_xds_gateway.py", "test_analysis.py",
                      "test_release_record.py", "test_plan_inputs.py",
                      "test_release_analysis.py")
 RUN_ORDER = E2E_MODULE_ORDER + UNIT_MODULE_ORDER
