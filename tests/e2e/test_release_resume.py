@@ -96,7 +96,7 @@ def test_a_release_killed_in_each_phase_is_resumed_from_another_host(live, tmp_p
     assert f"phase {phase}" in status.output and "`release.py resume` finishes it" in status.output
     resumed = recover(other, "resume", "--settle", SETTLE, "--timeout", "60")
     assert resumed.code == 0, resumed.output
-    assert default_route(live) == "green" and route_names(live) == ["myapp-default"]
+    assert (default_route(live), route_names(live)) == ("green", ["myapp-default"]), resumed.output
     assert held_record(live) is None
     assert resumed.output.strip().splitlines()[-1] == (
         "resume done: users on green, no test route; commit Pulumi.routing.yaml: bluegreen:active: green, no "
