@@ -1,7 +1,7 @@
 """Istio's own validating webhook (istiod, sandbox/istiod.py) at the sandbox's API server: what Istio refuses is
-refused at admission with Istio's message, and while istiod is down an update of an Istio object meets the
-webhook's failure policy. A sandbox of the module's own: stopping istiod would refuse every other module's
-Istio objects."""
+refused at admission with Istio's message; while istiod is down an update of an Istio object meets the
+webhook's failure policy, and the gateway keeps serving the last config istiod pushed, as Envoy does. A sandbox
+of the module's own: stopping istiod would refuse every other module's Istio objects."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.sandbox_project import make_project
 from sandbox.cluster import Sandbox, stop_recorded
 from sandbox.istiod import webhook_answers
+from sandbox.xds_propagation import answered_by, wait_for_deployment
 
 NAMESPACE = "istio-webhook-e2e"
 DENIED = 'admission webhook "validation.istio.io" denied the request'
@@ -67,10 +69,37 @@ def test_while_istiod_is_down_an_update_is_refused_by_the_failure_policy_and_adm
         other = mesh.kubectl("create", "configmap", "while-istiod-is-down", "-n", NAMESPACE)
         assert other.returncode == 0, other.stderr
     finally:
-        mesh.restart("istiod")
-        mesh.wait("istiod", "its webhook's answer at admission",
-                  webhook_answers(mesh, mesh.folder / "istiod" / "probe.json"))
+        restart_istiod(mesh)
     admitted = mesh.kubectl("apply", "-f", str(update))
     assert admitted.returncode == 0, admitted.stderr
     timeout = mesh.kubectl("get", "virtualservice", "myapp", "-n", NAMESPACE, "-o", "jsonpath={.spec.http[0].timeout}")
     assert timeout.stdout == "6s"
+
+
+def restart_istiod(mesh: Sandbox) -> None:
+    mesh.restart("istiod")
+    mesh.wait("istiod", "its webhook's answer at admission", webhook_answers(mesh, mesh.folder / "istiod" / "probe.json"))
+
+
+def test_while_istiod_is_down_users_are_served_by_the_last_push_and_a_flip_is_refused_before_any_change(
+        mesh, private_sandbox_env, tmp_path):
+    project = make_project(tmp_path / "project", private_sandbox_env)
+    try:
+        project.deploy_both_colors()
+        url = project.env["BLUEGREEN_URL"]
+        wait_for_deployment(url, "myapp-blue")
+        stop_recorded(mesh.folder, only="istiod")
+        try:
+            assert {answered_by(url, path=path) for path in ("/", "/api", "/x") * 5} == {(200, "myapp-blue")}
+            project.pulumi("config", "set", "active", "green", "-s", "routing")
+            flip = project.up("routing", check=False)
+            assert flip.code != 0 and 'failed calling webhook "validation.istio.io"' in flip.output, flip.output
+            assert project.get("virtualservice.networking.istio.io", "myapp-blue-green")["spec"]["http"][-1][
+                "route"][0]["destination"]["subset"] == "blue"
+            assert answered_by(url) == (200, "myapp-blue")
+        finally:
+            restart_istiod(mesh)
+        project.up("routing")  # the same flip again, once istiod answers: the gateway is pushed it
+        wait_for_deployment(url, "myapp-green")
+    finally:
+        project.cleanup()

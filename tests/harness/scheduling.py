@@ -3,8 +3,8 @@
 # The order in which the workers take whole modules (pytest.ini: --dist loadfile, --no-loadscope-reorder):
 # the e2e modules first, longest first (measured), each to the next free worker, for the workers to end together.
 E2E_MODULE_ORDER = ("test_release_resume.py", "test_metric_gate.py", "test_release_faults.py", "test_ci_files.py",
-                    "test_guards.py", "test_release_stopped.py", "test_release_cycle.py", "test_quickstart.py",
-                    "test_cli_contract.py", "test_gateway_xds.py", "test_istio_webhook.py", "test_prometheus.py",
+                    "test_guards.py", "test_release_stopped.py", "test_release_cycle.py", "test_istio_webhook.py",
+                    "test_quickstart.py", "test_cli_contract.py", "test_gateway_xds.py", "test_prometheus.py",
                     "test_istioctl_analyze.py", "test_kubectl_contract.py", "test_rules_webhook.py",
                     "test_policy_pack.py")
 E2E_WORKERS = 4  # the e2e scenarios leave the cores idle a third of the time, waiting on the cluster
