@@ -97,6 +97,29 @@ def test_a_resume_whose_checks_fail_undoes_the_release(world, capfd):
                               "bluegreen:active: blue, no bluegreen:test")
 
 
+def test_a_resume_that_meets_the_killed_runs_lock_undoes_nothing_and_finishes_after_a_cancel(world, capfd):
+    """The killed run's `pulumi up` died with it and left the stack locked: a failed check would undo the release,
+    but a lock is no verdict on green, and the undo would meet the same lock."""
+    killed_at(world, "testing")
+    world.change(lambda state: state["stacks"]["routing"].update(locked_by=4242))
+    code, _, err = recover(world, capfd, "resume")
+    assert code == 1
+    assert [call for call in world.calls() if call.startswith("up")] == [UP]  # the test route's up, refused
+    assert not world.lease().free and world.lease().record.phase == "testing"
+    assert "nothing is undone: the routing stack is locked" in err
+    assert ("the release record stays in phase testing: if no pulumi command runs on stack routing any more (the "
+            "lock's holder is gone): `pulumi cancel --yes -s routing`, then run `python scripts/release.py resume` "
+            "again") in err
+    assert "currently locked" in line(err)
+    world.change(lambda state: state["stacks"]["routing"].pop("locked_by"))  # the operator's `pulumi cancel`
+    from harness import fake_kubectl
+    fake_kubectl.age(world.leases_file, "default", "myapp-release", 61)  # this run is gone: its lease lapses
+    code, _, err = recover(world, capfd, "resume")
+    assert code == 0, err
+    assert world.outputs("routing") == {"active": "green", "activeRelease": "v2"}
+    assert world.lease().free and world.lease().record.phase == "done"
+
+
 def test_resume_and_abort_refuse_a_record_whose_run_still_renews_it(world, capfd):
     held = world.hold_record(color="green", release="v2", phase="testing")
     for verb in ("resume", "abort"):

@@ -122,6 +122,10 @@ def recover(args: argparse.Namespace, runner: Runner, verb: str) -> int:
         except Failure as failure:
             if plan.on_failure is None or hold.state != "held":
                 raise
+            if args.routing_stack in runner.events.maybe_locked:  # the undo would meet the same lock
+                runner.log(f"error: {failure}; nothing is undone: the routing stack is locked, so the release "
+                           f"stays where it was")
+                raise
             runner.log(f"error: {failure}; undoing the release: {plan.on_failure.summary}")
             recovery.carry_out(plan.on_failure)
             raise Failure(f"{failure}; the release was undone: {plan.on_failure.ends_with.describe()}; "
