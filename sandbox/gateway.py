@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The sandbox's ingress gateway stand-in: it routes by the Envoy config istiod pushes; it is not Envoy.
 
-    python -m sandbox.gateway --kubeconfig FILE --port PORT --control DIR --namespace NS [--metrics-port PORT]
-                              [--xds-address HOST:PORT]
+    python -m sandbox.gateway --kubeconfig FILE --port PORT --control DIR [--namespace NS]
+                              [--metrics-port PORT] [--xds-address HOST:PORT]
 
 No container runs in the sandbox (kwok marks pods ready) and no Envoy exists here, so this one
 process plays three parts:
