@@ -13,20 +13,21 @@ Exit status: 0 done, 1 failed (the message says why and what to run), 2 bad usag
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 import sys
 from typing import Optional, Sequence
 
 from bluegreen_tools.cli import run_main
+from components.rules import DNS1123_LABEL, MAX_LABEL_LENGTH
 
 from .build import build
 from .cluster import down, up
 
+
 def namespace_name(text: str) -> str:
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", text):
+    if len(text) > MAX_LABEL_LENGTH or not DNS1123_LABEL.match(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a Kubernetes namespace name: use lowercase letters, digits "
-                                         f"and '-', at most 63, starting and ending with a letter or digit")
+                                         f"and '-', at most {MAX_LABEL_LENGTH}, starting and ending with a letter or digit")
     return text
 
 

@@ -211,3 +211,17 @@ def test_istiod_scopes_gateways_to_their_namespace_and_the_ingress_service_maps_
     service = istiod.gateway_service("shop")
     assert (service["metadata"]["namespace"], service["spec"]["selector"]) == ("shop", {"istio": "ingressgateway"})
     assert service["spec"]["ports"] == [{"name": "http2", "port": 80, "targetPort": 8080}]
+
+
+@pytest.mark.parametrize("namespace, accepted", [("default", True), ("shop-1", True), ("a" * 63, True),
+                                                 ("a" * 64, False), ("Shop", False), ("-shop", False), ("", False)])
+def test_up_takes_a_gateway_namespace_only_if_kubernetes_would(namespace, accepted, capsys):
+    from sandbox.__main__ import build_parser
+    argv = ["up", "--env-file", "sandbox.env", f"--gateway-namespace={namespace}"]
+    if accepted:
+        assert build_parser().parse_args(argv).gateway_namespace == namespace
+        return
+    with pytest.raises(SystemExit) as exit:  # bad usage, before anything starts
+        build_parser().parse_args(argv)
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and "--gateway-namespace" in err and "is not a Kubernetes namespace name" in err

@@ -106,8 +106,6 @@ def istiod_config(routes=None, blue_health=health_check_pb2.HEALTHY):
     }
 
 
-
-
 def istiod_snapshot(**config) -> Snapshot:
     """istiod_config(**config) as the snapshot the ADS client would hold once it is all pushed."""
     pushed = istiod_config(**config)
